@@ -1,0 +1,169 @@
+//  es_buf - growable byte buffer and JSON string escaping.
+#include "common/es_buf.h"
+#include "common/es_mem.h"
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+es_buf_init(es_buf_t *self)
+{
+    self->data = NULL;
+    self->len = 0;
+    self->cap = 0;
+}
+
+void
+es_buf_release(es_buf_t *self)
+{
+    free(self->data);
+    es_buf_init(self);
+}
+
+void
+es_buf_reset(es_buf_t *self)
+{
+    self->len = 0;
+    if (self->data)
+        self->data[0] = '\0';
+}
+
+static void
+s_reserve(es_buf_t *self, size_t extra)
+{
+    size_t need = self->len + extra + 1;
+    if (need <= self->cap)
+        return;
+    size_t cap = self->cap ? self->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    self->data = es_realloc(self->data, cap);
+    self->cap = cap;
+}
+
+void
+es_buf_append(es_buf_t *self, const void *data, size_t len)
+{
+    s_reserve(self, len);
+    if (len)
+        memcpy(self->data + self->len, data, len);
+    self->len += len;
+    self->data[self->len] = '\0';
+}
+
+void
+es_buf_puts(es_buf_t *self, const char *s)
+{
+    es_buf_append(self, s, strlen(s));
+}
+
+void
+es_buf_putc(es_buf_t *self, char c)
+{
+    s_reserve(self, 1);
+    self->data[self->len++] = c;
+    self->data[self->len] = '\0';
+}
+
+void
+es_buf_printf(es_buf_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return;
+    s_reserve(self, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(self->data + self->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    self->len += (size_t)n;
+}
+
+//  Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid.
+static size_t
+s_utf8_len(const unsigned char *s, size_t avail)
+{
+    unsigned c = s[0];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    else if ((c & 0xE0) == 0xC0)
+        n = 2, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+        n = 3, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (n > avail)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+void
+es_buf_json_str(es_buf_t *self, const char *s, size_t len)
+{
+    s_reserve(self, len + 2);
+    es_buf_putc(self, '"');
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        //  Copy the longest run that needs no escaping in one go.
+        size_t start = i;
+        while (i < len && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
+            i++;
+        if (i > start)
+            es_buf_append(self, s + start, i - start);
+        if (i >= len)
+            break;
+        unsigned char c = p[i];
+        if (c == '"' || c == '\\') {
+            es_buf_putc(self, '\\');
+            es_buf_putc(self, (char)c);
+            i++;
+        } else if (c < 0x20) {
+            switch (c) {
+            case '\n': es_buf_puts(self, "\\n"); break;
+            case '\r': es_buf_puts(self, "\\r"); break;
+            case '\t': es_buf_puts(self, "\\t"); break;
+            case '\b': es_buf_puts(self, "\\b"); break;
+            case '\f': es_buf_puts(self, "\\f"); break;
+            default: es_buf_printf(self, "\\u%04x", c);
+            }
+            i++;
+        } else {
+            size_t n = s_utf8_len(p + i, len - i);
+            if (n == 0) {
+                es_buf_puts(self, "\\ufffd");
+                i++;
+            } else {
+                es_buf_append(self, s + i, n);
+                i += n;
+            }
+        }
+    }
+    es_buf_putc(self, '"');
+}
+
+char *
+es_buf_steal(es_buf_t *self)
+{
+    if (!self->data)
+        return es_strdup("");
+    char *p = self->data;
+    es_buf_init(self);
+    return p;
+}

@@ -1,0 +1,1 @@
+//  es_dlparse - (being written)

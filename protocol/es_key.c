@@ -1,0 +1,1 @@
+//  es_key - (being written)

@@ -1,0 +1,1 @@
+//  es_meta - (being written)

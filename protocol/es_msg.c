@@ -1,0 +1,1 @@
+//  es_msg - (being written)

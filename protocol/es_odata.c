@@ -1,0 +1,1 @@
+//  es_odata - (being written)

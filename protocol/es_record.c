@@ -1,0 +1,1 @@
+//  es_record - (being written)

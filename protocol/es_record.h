@@ -1,0 +1,36 @@
+//  es_record - a record as a MessagePack map {column: nil|bool|int|float64|str}, holding only
+//  metadata columns, with conversion from/to JSON and field lookup.
+#ifndef ES_RECORD_H
+#define ES_RECORD_H
+#include "common/es_buf.h"
+#include "common/es_err.h"
+#include "protocol/es_meta.h"
+#include "protocol/es_value.h"
+
+//  Incremental builder: used by streaming parsers (one call per column as it is parsed).
+typedef struct es_record_builder es_record_builder_t;
+es_record_builder_t *es_record_builder_new(const es_meta_object_t *obj);
+void es_record_builder_destroy(es_record_builder_t **self_p);
+//  Start a new record (drops anything set before).
+void es_record_builder_reset(es_record_builder_t *self);
+//  Set column name[0..len) to v, checked against the column type (int accepts only integers,
+//  number accepts integers and decimals, date/datetime accept well-formed ISO-8601 strings,
+//  string enforces length when > 0, null only if nullable or key-less...). Unknown columns are
+//  skipped (return 0). -1 with err "<column>: expected int, got string" on a type mismatch.
+//  A column set twice keeps the last value.
+int es_record_builder_set(es_record_builder_t *self, const char *name, size_t len,
+                          const es_value_t *v, es_err_t *err);
+//  Finish: the MessagePack map (columns in metadata order) into out (reset first). The bytes are
+//  valid until the next reset. -1 with err if a key column is missing or null.
+int es_record_builder_end(es_record_builder_t *self, es_buf_t *out, es_err_t *err);
+
+//  Parse a JSON object text into a record (via the builder; "_metadata" and unknown keys skipped,
+//  nested objects/arrays rejected for known columns). -1 with err naming the column.
+int es_record_from_json(const es_meta_object_t *obj, const char *json, size_t len, es_buf_t *out,
+                        es_err_t *err);
+//  Append the record as a JSON object text to out. -1 with err if rec is not a valid record map.
+int es_record_to_json(const void *rec, size_t len, es_buf_t *out, es_err_t *err);
+//  Look up column name in rec. 1 found (out set, strings point into rec), 0 absent, -1 malformed.
+int es_record_get(const void *rec, size_t len, const char *name, es_value_t *out);
+
+#endif

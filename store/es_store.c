@@ -1,0 +1,1 @@
+//  es_store - (being written)
