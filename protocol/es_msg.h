@@ -52,6 +52,11 @@ typedef struct {
 } es_result_t;
 
 typedef struct {
+    char session[ES_NAME_MAX + 1]; //  session id
+    es_slice_t body;               //  the progress event as JSON (SPEC 4.1 keys + "session")
+} es_event_t;
+
+typedef struct {
     char level[ES_KIND_MAX + 1];   //  app | service | object
     char service[ES_NAME_MAX + 1]; //  object service ("" at app level)
     char object[ES_NAME_MAX + 1];  //  object ("" unless level object)

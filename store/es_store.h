@@ -17,8 +17,11 @@ typedef struct {
     size_t map_size;     //  initial map size in bytes (0 = 64 MiB)
     size_t map_max;      //  the map never grows past this (0 = 16 GiB)
     bool read_only;      //  open read-only (MDB_RDONLY)
+    const char *file;    //  file name inside data_dir (NULL = "edgesync.mdb")
 } es_store_opts_t;
 
+//  Thread-safe: transactions may be used from several threads (MDB_NOTLS; the table handle
+//  cache is locked), one transaction per thread at a time.
 //  Open or create data_dir/edgesync.mdb (MDB_NOSUBDIR; the data dir must exist). NULL with err
 //  naming the path and LMDB's text on failure (missing or read-only directory, bad file).
 es_store_t *es_store_new(const char *data_dir, const es_store_opts_t *opts, es_err_t *err);

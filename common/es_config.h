@@ -1,0 +1,25 @@
+//  es_config - the configuration file: "key = value" lines, '#' comments. One table in
+//  es_config.c names every option with its type, bounds, default and help.
+#ifndef ES_CONFIG_H
+#define ES_CONFIG_H
+#include "common/es_err.h"
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct es_config es_config_t;
+
+//  All options at their defaults (defaults run the bundled example).
+es_config_t *es_config_new(void);
+void es_config_destroy(es_config_t **self_p);
+//  Load a file over the current values. -1 with err (ES_ECONFIG)
+//  "edgesync.conf:12: download.workers: must be 1..16, got 0"; unknown keys are errors.
+int es_config_load(es_config_t *self, const char *path, es_err_t *err);
+//  Set one option from text, checked like a file line. -1 with err naming the key.
+int es_config_set(es_config_t *self, const char *key, const char *value, es_err_t *err);
+//  Values (borrowed / by value). Asserts the key exists and has that type.
+const char *es_config_str(const es_config_t *self, const char *key);
+int64_t es_config_int(const es_config_t *self, const char *key);
+//  Print every option: name, default, bounds, help (for --help-config and the default file).
+void es_config_help(FILE *out);
+
+#endif
