@@ -19,6 +19,10 @@ int es_config_set(es_config_t *self, const char *key, const char *value, es_err_
 //  Values (borrowed / by value). Asserts the key exists and has that type.
 const char *es_config_str(const es_config_t *self, const char *key);
 int64_t es_config_int(const es_config_t *self, const char *key);
+//  Endpoints: cmd_endpoint / event_endpoint if set, else "ipc://<data_dir>/cmd.sock" /
+//  "ipc://<data_dir>/events.sock" (data_dir made absolute). Caller frees.
+char *es_config_cmd_endpoint(const es_config_t *self);
+char *es_config_event_endpoint(const es_config_t *self);
 //  Print every option: name, default, bounds, help (for --help-config and the default file).
 void es_config_help(FILE *out);
 

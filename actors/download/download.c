@@ -1,0 +1,707 @@
+//  download - one object's batched download: request, stream-parse, commit, progress.
+#include "actors/download/download.h"
+#include "common/es_log.h"
+#include "common/es_mem.h"
+#include "protocol/es_dlparse.h"
+#include "protocol/es_json.h"
+#include "protocol/es_key.h"
+#include "protocol/es_meta.h"
+#include "protocol/es_syncopts.h"
+#include "store/es_store.h"
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+enum { OP_PUT = 1, OP_DEL = 2 };
+
+typedef struct {
+    bool active;                   //  a job is running
+    char session[ES_NAME_MAX + 1]; //  its session
+    uint64_t id;                   //  job id
+    char service[ES_NAME_MAX + 1]; //  object service
+    char object[ES_NAME_MAX + 1];  //  object
+    es_meta_t *meta;               //  service metadata
+    const es_meta_object_t *obj;   //  the object in meta
+    es_syncopts_t opts;            //  parsed options
+    bool opts_parsed;              //  opts must be released
+    char *url;                     //  request URL with query string
+    char *filter;                  //  this object's filter, or NULL
+    es_buf_t ctx_key;              //  "object\nfilter" key of the ctx table
+    char *delta;                   //  stored delta (for the final write), or NULL
+    uint32_t batch;                //  current batch number
+    uint64_t records;              //  records committed in this job (incl. earlier runs)
+    es_buf_t body;                 //  request body of the current batch
+    bool cancelled;                //  finish the batch in flight, then stop
+    //  The batch in flight.
+    bool in_flight;                //  a request is running
+    int64_t retry_at;              //  start the request again at this time, 0 = not waiting
+    uint32_t attempt;              //  retries of this batch so far
+    es_dlparse_t *parser;          //  response parser
+    es_buf_t ops;                  //  parsed records waiting for the commit
+    uint32_t nops;                 //  records in ops
+    int64_t t_start, t_sent;       //  timing of the batch (ms)
+    int64_t parse_us;              //  time spent in the parser
+    size_t bytes;                  //  response bytes
+    es_err_t parse_err;            //  why the parser stopped
+} job_t;
+
+struct download {
+    es_actor_opts_t opts;  //  argv
+    es_config_t *config;   //  settings
+    es_actor_t *actor;     //  runtime
+    es_store_t *store;     //  LMDB
+    es_http_t *http;       //  transfers
+    job_t job;             //  the current job
+    es_buf_t key, val;     //  scratch for record encoding
+    uint32_t seed;         //  jitter
+};
+
+//  --- messages to the orchestrator ----------------------------------------------------------
+
+static void
+s_progress(download_t *self, const char *state, uint32_t records, int64_t request_ms,
+           int64_t network_ms, int64_t parse_ms, int64_t persist_ms)
+{
+    job_t *j = &self->job;
+    es_msg_t m;
+    es_msg_init(&m, ES_MSG_PROGRESS, 0);
+    es_progress_t *p = &m.u.progress;
+    snprintf(p->session, sizeof p->session, "%s", j->session);
+    p->job = j->id;
+    snprintf(p->phase, sizeof p->phase, "Download");
+    snprintf(p->state, sizeof p->state, "%s", state);
+    snprintf(p->object, sizeof p->object, "%s", j->object);
+    p->batch = j->batch;
+    p->records = records;
+    p->bytes = j->bytes;
+    p->request_ms = (uint32_t)request_ms;
+    p->network_ms = (uint32_t)(network_ms < 0 ? 0 : network_ms);
+    p->parse_ms = (uint32_t)parse_ms;
+    p->persist_ms = (uint32_t)persist_ms;
+    p->retries = j->attempt;
+    es_err_t err;
+    if (es_actor_send(self->actor, &m, &err))
+        es_log_warn("progress: %s", err.what);
+}
+
+static void
+s_job_end(download_t *self, int32_t code, const char *what, const char *result)
+{
+    job_t *j = &self->job;
+    es_msg_t m;
+    es_msg_init(&m, ES_MSG_JOB_DONE, 0);
+    es_job_done_t *d = &m.u.job_done;
+    snprintf(d->session, sizeof d->session, "%s", j->session);
+    d->job = j->id;
+    d->code = code;
+    d->what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
+    d->result = (es_slice_t){result ? result : "", result ? strlen(result) : 0};
+    es_err_t err;
+    if (es_actor_send(self->actor, &m, &err))
+        es_log_warn("job done: %s", err.what);
+    if (code && code != 2478)
+        es_log_warn("%s/%s: download failed (%d): %s", j->service, j->object, code, what);
+    else
+        es_log_info("%s/%s: download %s: %llu records in %u batches", j->service, j->object,
+                    code ? "cancelled" : "done", (unsigned long long)j->records, j->batch);
+    //  Release the job.
+    es_dlparse_destroy(&j->parser);
+    es_meta_destroy(&j->meta);
+    if (j->opts_parsed)
+        es_syncopts_release(&j->opts);
+    free(j->url);
+    free(j->filter);
+    free(j->delta);
+    es_buf_release(&j->ctx_key);
+    es_buf_release(&j->body);
+    es_buf_release(&j->ops);
+    memset(j, 0, sizeof *j);
+    es_actor_set_busy(self->actor, false);
+}
+
+//  --- the request ---------------------------------------------------------------------------
+
+static void
+s_url_escape(es_buf_t *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~' || *p == '$') {
+            es_buf_putc(out, (char)*p);
+        } else {
+            es_buf_putc(out, '%');
+            es_buf_putc(out, hex[*p >> 4]);
+            es_buf_putc(out, hex[*p & 15]);
+        }
+    }
+}
+
+static void
+s_query(es_buf_t *url, bool *first, const char *key, const char *value)
+{
+    es_buf_putc(url, *first ? '?' : '&');
+    *first = false;
+    s_url_escape(url, key);
+    es_buf_putc(url, '=');
+    s_url_escape(url, value);
+}
+
+//  The ctx row of this object and filter: {"delta":..., "partial":{"session","batch","records",
+//  "delta_context"}}. Decides the first request body: resume this session's last committed
+//  batch (D15), or the preserved batch context of an earlier failed session (D7), or the delta.
+static int
+s_load_ctx(download_t *self, es_err_t *err)
+{
+    job_t *j = &self->job;
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    if (!txn)
+        return -1;
+    const void *val;
+    size_t vlen;
+    int rc = es_txn_get(txn, "ctx", j->ctx_key.data, j->ctx_key.len, &val, &vlen, err);
+    char *text = rc == 1 ? es_strndup(val, vlen) : NULL;
+    es_txn_abort(&txn);
+    if (rc < 0)
+        return -1;
+    es_buf_reset(&j->body);
+    j->batch = 1;
+    if (!text) {
+        es_buf_puts(&j->body, "{}");
+        return 0;
+    }
+    yajl_val root = yajl_tree_parse(text, NULL, 0);
+    free(text);
+    const char *dp[] = {"delta", NULL}, *pp[] = {"partial", NULL};
+    const char *sp[] = {"session", NULL}, *bp[] = {"batch", NULL}, *rp[] = {"records", NULL};
+    const char *cp[] = {"delta_context", NULL};
+    yajl_val delta = root ? yajl_tree_get(root, dp, yajl_t_string) : NULL;
+    yajl_val partial = root ? yajl_tree_get(root, pp, yajl_t_object) : NULL;
+    if (delta)
+        j->delta = es_strdup(YAJL_GET_STRING(delta));
+    yajl_val psess = partial ? yajl_tree_get(partial, sp, yajl_t_string) : NULL;
+    yajl_val pctx = partial ? yajl_tree_get(partial, cp, yajl_t_object) : NULL;
+    bool same = psess && strcmp(YAJL_GET_STRING(psess), j->session) == 0;
+    if (pctx && (same || j->opts.preserve_batch_context)) {
+        es_buf_puts(&j->body, "{\"delta_context\":");
+        es_json_write(&j->body, pctx);
+        es_buf_putc(&j->body, '}');
+        if (same) {
+            yajl_val pb = yajl_tree_get(partial, bp, yajl_t_number);
+            yajl_val pr = yajl_tree_get(partial, rp, yajl_t_number);
+            j->batch = (pb && YAJL_IS_INTEGER(pb) ? (uint32_t)YAJL_GET_INTEGER(pb) : 0) + 1;
+            j->records = pr && YAJL_IS_INTEGER(pr) ? (uint64_t)YAJL_GET_INTEGER(pr) : 0;
+        }
+        es_log_info("%s/%s: resuming at batch %u (%s)", j->service, j->object, j->batch,
+                    same ? "same session" : "preserved batch context");
+    } else if (j->delta) {
+        es_buf_puts(&j->body, "{\"delta_context\":{\"objs\":{");
+        es_buf_json_str(&j->body, j->object, strlen(j->object));
+        es_buf_puts(&j->body, ":{\"delta\":");
+        es_buf_json_str(&j->body, j->delta, strlen(j->delta));
+        es_buf_puts(&j->body, "}}}}");
+    } else {
+        es_buf_puts(&j->body, "{}");
+    }
+    yajl_tree_free(root);
+    return 0;
+}
+
+static int s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err);
+static void s_on_object_error(void *ctx, const char *object, int64_t opstatus,
+                              const char *errmsg);
+static int s_on_data(void *ctx, const char *data, size_t len, es_err_t *err);
+static void s_on_done(void *ctx, const es_http_result_t *r);
+
+static const es_dlparse_cb_t s_parse_cb = {s_on_record, s_on_object_error};
+static const es_http_cb_t s_http_cb = {s_on_data, s_on_done};
+
+static void
+s_send(download_t *self)
+{
+    job_t *j = &self->job;
+    j->retry_at = 0;
+    j->t_start = es_now_ms();
+    j->bytes = 0;
+    j->parse_us = 0;
+    j->nops = 0;
+    es_buf_reset(&j->ops);
+    es_err_clear(&j->parse_err);
+    if (j->attempt == 0)
+        s_progress(self, "Started", 0, 0, 0, 0, 0);
+    es_dlparse_destroy(&j->parser);
+    j->parser = es_dlparse_new(j->meta, j->obj, &s_parse_cb, self);
+    const char *prefix = es_config_str(self->config, "header_prefix");
+    const char *token = es_config_str(self->config, "auth_token");
+    char *h[5];
+    size_t nh = 0;
+    h[nh++] = es_strdup("X-Http-Method-Override: GET");
+    h[nh++] = es_strdup("Content-Type: application/json");
+    h[nh++] = es_sprintf("%sAPI-Version: %s", prefix, j->meta->version);
+    if (*token)
+        h[nh++] = es_sprintf("%sAuthorization: %s", prefix, token);
+    if (j->attempt == 0)
+        s_progress(self, "InProgress", 0, 0, 0, 0, 0);
+    es_err_t err;
+    int rc = es_http_start(self->http, j->url, j->body.data, j->body.len, (const char *const *)h,
+                           nh, &s_http_cb, self, &err);
+    for (size_t i = 0; i < nh; i++)
+        free(h[i]);
+    j->t_sent = es_now_ms();
+    if (rc) {
+        s_job_end(self, 2030, err.what, NULL);
+        return;
+    }
+    j->in_flight = true;
+}
+
+//  --- the response --------------------------------------------------------------------------
+
+static int
+s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err)
+{
+    download_t *self = ctx;
+    job_t *j = &self->job;
+    if (es_key_from_record(r->object, r->rec, r->rec_len, &self->key, err))
+        return es_err_prefix(err, "records[%u]", j->nops);
+    //  [op][u32 key length][key][u32 value length][value]
+    uint8_t op = r->is_delete ? OP_DEL : OP_PUT;
+    es_buf_append(&j->ops, &op, 1);
+    uint32_t klen = (uint32_t)self->key.len;
+    es_buf_append(&j->ops, &klen, 4);
+    es_buf_append(&j->ops, self->key.data, klen);
+    if (op == OP_PUT) {
+        es_store_rec_pack(&self->val, r->checksum, strlen(r->checksum), r->rec, r->rec_len);
+        uint32_t vlen = (uint32_t)self->val.len;
+        es_buf_append(&j->ops, &vlen, 4);
+        es_buf_append(&j->ops, self->val.data, vlen);
+    } else {
+        uint32_t vlen = 0;
+        es_buf_append(&j->ops, &vlen, 4);
+    }
+    j->nops++;
+    return 0;
+}
+
+static void
+s_on_object_error(void *ctx, const char *object, int64_t opstatus, const char *errmsg)
+{
+    download_t *self = ctx;
+    es_log_warn("%s: object %s: opstatus %lld: %s", self->job.service, object,
+                (long long)opstatus, errmsg);
+}
+
+static int
+s_on_data(void *ctx, const char *data, size_t len, es_err_t *err)
+{
+    download_t *self = ctx;
+    job_t *j = &self->job;
+    int64_t t0 = es_now_ms();
+    int rc = es_dlparse_feed(j->parser, data, len, &j->parse_err);
+    j->parse_us += (es_now_ms() - t0) * 1000;
+    if (rc) {
+        *err = j->parse_err;
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    download_t *self;
+    const char *partial_ctx; //  delta_context to store for resume, or NULL on the final batch
+    const char *new_delta;   //  delta to store with the final batch
+} commit_t;
+
+static int
+s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    commit_t *c = ctx;
+    job_t *j = &c->self->job;
+    char main_t[ES_NAME_MAX + 8], orig_t[ES_NAME_MAX + 8];
+    snprintf(main_t, sizeof main_t, "main:%s", j->object);
+    snprintf(orig_t, sizeof orig_t, "orig:%s", j->object);
+    const char *p = j->ops.data, *end = j->ops.data + j->ops.len;
+    while (p < end) {
+        uint8_t op = (uint8_t)*p++;
+        uint32_t klen, vlen;
+        memcpy(&klen, p, 4);
+        p += 4;
+        const char *key = p;
+        p += klen;
+        memcpy(&vlen, p, 4);
+        p += 4;
+        const char *val = p;
+        p += vlen;
+        //  A row with local state (a baseline in orig:) is not overwritten: the server version
+        //  becomes its new baseline (SPEC 3.6.5).
+        const void *ov;
+        size_t olen;
+        int has_orig = es_txn_get(txn, orig_t, key, klen, &ov, &olen, err);
+        if (has_orig < 0)
+            return -1;
+        if (has_orig) {
+            if (op == OP_PUT && es_txn_put(txn, orig_t, key, klen, val, vlen, err))
+                return -1;
+            continue;
+        }
+        if (op == OP_PUT) {
+            if (es_txn_put(txn, main_t, key, klen, val, vlen, err))
+                return -1;
+        } else if (es_txn_del(txn, main_t, key, klen, err) < 0) {
+            return -1;
+        }
+    }
+    //  The context goes in the same transaction as the batch: that makes resume exact.
+    es_buf_t row;
+    es_buf_init(&row);
+    es_buf_puts(&row, "{\"delta\":");
+    const char *delta = c->new_delta ? c->new_delta : j->delta;
+    if (delta)
+        es_buf_json_str(&row, delta, strlen(delta));
+    else
+        es_buf_puts(&row, "null");
+    if (c->partial_ctx) {
+        es_buf_puts(&row, ",\"partial\":{\"session\":");
+        es_buf_json_str(&row, j->session, strlen(j->session));
+        es_buf_printf(&row, ",\"batch\":%u,\"records\":%llu,\"delta_context\":%s}", j->batch,
+                      (unsigned long long)(j->records + j->nops), c->partial_ctx);
+    }
+    es_buf_putc(&row, '}');
+    int rc = es_txn_put(txn, "ctx", j->ctx_key.data, j->ctx_key.len, row.data, row.len, err);
+    es_buf_release(&row);
+    return rc;
+}
+
+static bool
+s_transient(const es_http_result_t *r)
+{
+    if (r->data_failed)
+        return r->err.code == ES_EPROTO; //  a garbled body may be fetched again; too big not
+    if (r->curl_code != CURLE_OK)
+        return true;
+    return r->status == 429 || r->status >= 500;
+}
+
+static int64_t
+s_backoff_ms(download_t *self, const es_http_result_t *r)
+{
+    int64_t base = es_config_int(self->config, "retry.base_ms");
+    int64_t cap = es_config_int(self->config, "retry.max_ms");
+    int64_t d = base << (self->job.attempt < 20 ? self->job.attempt : 20);
+    if (d > cap)
+        d = cap;
+    //  Full jitter in [d/2, d].
+    self->seed = self->seed * 1103515245u + 12345u;
+    d = d / 2 + (int64_t)(self->seed % (uint32_t)(d / 2 + 1));
+    if (r->retry_after_s >= 0 && r->retry_after_s * 1000 > d)
+        d = r->retry_after_s * 1000;
+    return d;
+}
+
+static int32_t
+s_fail_code(const es_http_result_t *r)
+{
+    if (r->data_failed)
+        return 2037;
+    if (r->curl_code == CURLE_OPERATION_TIMEDOUT)
+        return 2032;
+    if (r->curl_code == CURLE_COULDNT_CONNECT)
+        return 2034;
+    if (r->curl_code == CURLE_COULDNT_RESOLVE_HOST)
+        return 2035;
+    if (r->curl_code != CURLE_OK)
+        return 2030;
+    return 2474;
+}
+
+static void
+s_on_done(void *ctx, const es_http_result_t *r)
+{
+    download_t *self = ctx;
+    job_t *j = &self->job;
+    j->in_flight = false;
+    int64_t now = es_now_ms();
+    es_err_t err;
+    char what[ES_ERR_WHAT_MAX + 64];
+    bool ok_http = !r->data_failed && r->curl_code == CURLE_OK && r->status == 200;
+    bool parsed = ok_http && es_dlparse_finish(j->parser, &j->parse_err) == 0;
+    if (!parsed) {
+        if (ok_http)
+            snprintf(what, sizeof what, "%s: %s", j->url, j->parse_err.what);
+        else if (r->curl_code != CURLE_OK || r->data_failed)
+            snprintf(what, sizeof what, "%s", r->err.what);
+        else
+            snprintf(what, sizeof what, "%s: HTTP %ld", j->url, r->status);
+        bool transient = ok_http || s_transient(r);
+        if (transient && j->attempt < es_config_int(self->config, "retry.max_attempts") &&
+            !j->cancelled) {
+            int64_t d = s_backoff_ms(self, r);
+            j->attempt++;
+            j->retry_at = now + d;
+            es_log_warn("%s/%s: batch %u: %s; retry %u in %lld ms", j->service, j->object,
+                        j->batch, what, j->attempt, (long long)d);
+            return;
+        }
+        int32_t code = ok_http ? 2037 : s_fail_code(r);
+        if (!ok_http && r->curl_code == CURLE_OK && !r->data_failed &&
+            (r->status == 401 || r->status == 403))
+            snprintf(what + strlen(what), sizeof what - strlen(what),
+                     " (backend refused the credentials: check auth_token)");
+        s_job_end(self, code, what, NULL);
+        return;
+    }
+    if (es_dlparse_has_opstatus(j->parser) && es_dlparse_opstatus(j->parser) != 0) {
+        snprintf(what, sizeof what, "Server responded with error opstatus %lld: %s",
+                 (long long)es_dlparse_opstatus(j->parser), es_dlparse_errmsg(j->parser));
+        s_job_end(self, 2038, what, NULL);
+        return;
+    }
+    bool more = es_dlparse_has_more(j->parser);
+    const char *dctx = es_dlparse_delta_context(j->parser);
+    const char *new_delta = es_dlparse_delta(j->parser, j->object);
+    if (more && !dctx) {
+        snprintf(what, sizeof what, "%s: hasMoreRecords is true but delta_context is missing",
+                 j->url);
+        s_job_end(self, 2474, what, NULL);
+        return;
+    }
+    int64_t t_parsed = es_now_ms();
+    commit_t c = {self, more ? dctx : NULL, more ? NULL : new_delta};
+    if (es_store_write(self->store, s_commit_fn, &c, &err)) {
+        s_job_end(self, 2000, err.what, NULL);
+        return;
+    }
+    int64_t t_committed = es_now_ms();
+    j->records += j->nops;
+    int64_t parse_ms = j->parse_us / 1000;
+    s_progress(self, "Ended", j->nops, j->t_sent - j->t_start,
+               (t_parsed - j->t_sent) - parse_ms, parse_ms, t_committed - t_parsed);
+    if (!more) {
+        s_job_end(self, 0, NULL, NULL);
+        return;
+    }
+    if (j->cancelled) {
+        s_job_end(self, 2478, "Syncing operation has been cancelled", NULL);
+        return;
+    }
+    //  Next batch: echo the server's delta_context verbatim.
+    es_buf_reset(&j->body);
+    es_buf_printf(&j->body, "{\"delta_context\":%s}", dctx);
+    j->batch++;
+    j->attempt = 0;
+    s_send(self);
+}
+
+//  --- jobs ------------------------------------------------------------------------------------
+
+static char *
+s_load_url(download_t *self, const char *service, es_err_t *err)
+{
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    if (!txn)
+        return NULL;
+    char key[ES_NAME_MAX + 8];
+    int klen = snprintf(key, sizeof key, "url/%s", service);
+    const void *val;
+    size_t vlen;
+    char *url = NULL;
+    int rc = es_txn_get(txn, "meta", key, (size_t)klen, &val, &vlen, err);
+    if (rc == 1)
+        url = es_strndup(val, vlen);
+    else if (rc == 0)
+        es_err_set(err, ES_ENOTFOUND, "object service '%s' is not set up", service);
+    es_txn_abort(&txn);
+    return url;
+}
+
+static es_meta_t *
+s_load_meta(download_t *self, const char *service, es_err_t *err)
+{
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    if (!txn)
+        return NULL;
+    char key[ES_NAME_MAX + 8];
+    int klen = snprintf(key, sizeof key, "svc/%s", service);
+    const void *val;
+    size_t vlen;
+    es_meta_t *meta = NULL;
+    int rc = es_txn_get(txn, "meta", key, (size_t)klen, &val, &vlen, err);
+    if (rc == 1)
+        meta = es_meta_new(val, vlen, err);
+    else if (rc == 0)
+        es_err_set(err, ES_ENOTFOUND, "object service '%s' is not set up", service);
+    es_txn_abort(&txn);
+    return meta;
+}
+
+static void
+s_start_job(download_t *self, const es_download_t *d)
+{
+    job_t *j = &self->job;
+    if (j->active) {
+        es_log_warn("job %llu refused: job %llu is running", (unsigned long long)d->job,
+                    (unsigned long long)j->id);
+        return;
+    }
+    memset(j, 0, sizeof *j);
+    j->active = true;
+    es_actor_set_busy(self->actor, true);
+    snprintf(j->session, sizeof j->session, "%s", d->session);
+    j->id = d->job;
+    snprintf(j->service, sizeof j->service, "%s", d->service);
+    snprintf(j->object, sizeof j->object, "%s", d->object);
+    es_buf_init(&j->ctx_key);
+    es_buf_init(&j->body);
+    es_buf_init(&j->ops);
+    es_err_t err;
+    char *base = s_load_url(self, d->service, &err);
+    j->meta = base ? s_load_meta(self, d->service, &err) : NULL;
+    j->obj = j->meta ? es_meta_object(j->meta, d->object) : NULL;
+    if (!j->obj) {
+        if (j->meta)
+            es_err_set(&err, ES_ENOTFOUND, "object '%s' is not in service '%s'", d->object,
+                       d->service);
+        free(base);
+        s_job_end(self, 2474, err.what, NULL);
+        return;
+    }
+    const char **names = es_malloc(j->meta->nobjects * sizeof *names);
+    for (size_t i = 0; i < j->meta->nobjects; i++)
+        names[i] = j->meta->objects[i].name;
+    int vmx = 0;
+    int rc = es_syncopts_parse(&j->opts, d->options.ptr, d->options.len, ES_SYNCOPTS_SERVICE,
+                               names, j->meta->nobjects, &err, &vmx);
+    free(names);
+    if (rc) {
+        free(base);
+        s_job_end(self, vmx ? vmx : 2304, err.what, NULL);
+        return;
+    }
+    j->opts_parsed = true;
+    const char *filter = es_syncopts_filter(&j->opts, j->object);
+    j->filter = filter ? es_strdup(filter) : NULL;
+    //  URL: user query params, then $filter, $expand, $batchsize (SPEC 3.6.1).
+    es_buf_t url;
+    es_buf_init(&url);
+    es_buf_printf(&url, "%s/objects/", base);
+    s_url_escape(&url, j->object);
+    free(base);
+    bool first = true;
+    for (size_t i = 0; i < j->opts.ndownload_params; i++)
+        s_query(&url, &first, j->opts.download_params[i].key, j->opts.download_params[i].value);
+    if (j->filter)
+        s_query(&url, &first, "$filter", j->filter);
+    if (j->obj->expand)
+        s_query(&url, &first, "$expand", j->obj->expand);
+    char bs[32];
+    snprintf(bs, sizeof bs, "%lld", (long long)j->opts.download_batch_size);
+    s_query(&url, &first, "$batchsize", bs);
+    j->url = es_buf_steal(&url);
+    es_buf_printf(&j->ctx_key, "%s\n%s", j->object, j->filter ? j->filter : "");
+    if (s_load_ctx(self, &err)) {
+        s_job_end(self, 2000, err.what, NULL);
+        return;
+    }
+    s_send(self);
+}
+
+static void
+s_on_msg(void *ctx, const es_msg_t *msg)
+{
+    download_t *self = ctx;
+    if (msg->type == ES_MSG_DOWNLOAD)
+        s_start_job(self, &msg->u.download);
+    else if (msg->type == ES_MSG_CANCEL && self->job.active &&
+             strcmp(msg->u.cancel.session, self->job.session) == 0) {
+        self->job.cancelled = true;
+        //  Waiting to retry: nothing in flight to finish.
+        if (!self->job.in_flight)
+            s_job_end(self, 2478, "Syncing operation has been cancelled", NULL);
+    }
+}
+
+download_t *
+download_new(const es_actor_opts_t *opts, es_err_t *err)
+{
+    download_t *self = es_calloc(1, sizeof *self);
+    self->opts = *opts;
+    self->seed = (uint32_t)getpid() ^ (uint32_t)es_now_ms();
+    es_buf_init(&self->key);
+    es_buf_init(&self->val);
+    self->config = es_config_new();
+    if (opts->config[0] && es_config_load(self->config, opts->config, err))
+        goto fail;
+    es_log_set_level((es_log_level_t)es_log_level_parse(es_config_str(self->config, "log.level")));
+    es_store_opts_t sopts = {
+        .map_size = (size_t)es_config_int(self->config, "store.map_size_mb") << 20,
+        .map_max = (size_t)es_config_int(self->config, "store.map_max_mb") << 20,
+    };
+    self->store = es_store_new(opts->data_dir, &sopts, err);
+    if (!self->store)
+        goto fail;
+    es_http_opts_t hopts = {
+        .connect_timeout_ms = (long)es_config_int(self->config, "http.connect_timeout_ms"),
+        .timeout_ms = (long)es_config_int(self->config, "http.timeout_ms"),
+        .max_response = (size_t)es_config_int(self->config, "http.max_response_mb") << 20,
+    };
+    self->http = es_http_new(&hopts, err);
+    if (!self->http)
+        goto fail;
+    self->actor =
+        es_actor_new("download", opts, (int)es_config_int(self->config, "heartbeat.interval_ms"),
+                     err);
+    if (!self->actor)
+        goto fail;
+    return self;
+fail:
+    download_destroy(&self);
+    return NULL;
+}
+
+void
+download_destroy(download_t **self_p)
+{
+    if (!*self_p)
+        return;
+    download_t *self = *self_p;
+    job_t *j = &self->job;
+    es_dlparse_destroy(&j->parser);
+    es_meta_destroy(&j->meta);
+    if (j->opts_parsed)
+        es_syncopts_release(&j->opts);
+    free(j->url);
+    free(j->filter);
+    free(j->delta);
+    es_buf_release(&j->ctx_key);
+    es_buf_release(&j->body);
+    es_buf_release(&j->ops);
+    es_actor_destroy(&self->actor);
+    es_http_destroy(&self->http);
+    es_store_destroy(&self->store);
+    es_config_destroy(&self->config);
+    es_buf_release(&self->key);
+    es_buf_release(&self->val);
+    free(self);
+    *self_p = NULL;
+}
+
+int
+download_run(download_t *self, es_err_t *err)
+{
+    while (!es_actor_terminated(self->actor)) {
+        int timeout = 1000;
+        job_t *j = &self->job;
+        if (j->active && j->retry_at) {
+            int64_t left = j->retry_at - es_now_ms();
+            timeout = left < 0 ? 0 : (int)left;
+        }
+        if (es_actor_step(self->actor, self->http, timeout, s_on_msg, self, err))
+            return -1;
+        if (j->active && j->retry_at && es_now_ms() >= j->retry_at && !j->in_flight)
+            s_send(self);
+    }
+    //  A batch in flight is dropped uncommitted: the next run fetches it again.
+    es_http_abort_all(self->http);
+    return 0;
+}

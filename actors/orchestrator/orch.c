@@ -1,0 +1,1347 @@
+//  orch - edgesyncd: sockets, supervision, sessions, dispatch, setup, local reads.
+#include "actors/orchestrator/orch.h"
+#include "actors/orchestrator/orch_session.h"
+#include "actors/orchestrator/orch_super.h"
+#include "common/es_actor.h"
+#include "common/es_http.h"
+#include "common/es_log.h"
+#include "common/es_mem.h"
+#include "protocol/es_json.h"
+#include "protocol/es_key.h"
+#include "protocol/es_meta.h"
+#include "protocol/es_msg.h"
+#include "protocol/es_odata.h"
+#include "protocol/es_record.h"
+#include "protocol/es_syncopts.h"
+#include "store/es_store.h"
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yajl/yajl_tree.h>
+#include <zmq.h>
+
+//  A setup in progress: appconfig first, then each service's metadata.
+typedef struct {
+    bool active;             //  a setup is running
+    char route[256];         //  client to answer
+    size_t route_len;
+    uint64_t request_id;
+    char service[ES_NAME_MAX + 1]; //  "" = all
+    char **names;            //  services to fetch
+    char **urls;             //  their object service URLs
+    char **meta_urls;         //  their metadata URLs
+    size_t n, next;          //  count, next to fetch
+    es_buf_t body;           //  response being received
+    es_buf_t done;           //  reply body: {"services":[...]}
+} setup_t;
+
+struct orch {
+    const es_config_t *config; //  borrowed
+    char *data_dir;            //  absolute
+    char *cmd_ep, *event_ep, *work_ep;
+    void *zctx, *cmd, *pub, *work;
+    int cmd_fd, work_fd, sigfd;
+    es_store_t *store;
+    es_http_t *http;
+    orch_super_t *super;
+    session_t *sessions;       //  running and recently finished
+    uint64_t next_job;         //  job ids
+    uint32_t session_seq;      //  session ids
+    bool terminated;
+    setup_t setup;
+    es_msg_in_t in;            //  receive buffer
+    es_buf_t scratch;          //  event/reply text
+};
+
+//  --- sockets -------------------------------------------------------------------------------
+
+static void *
+s_socket(orch_t *self, int type, const char *ep, int *fd, es_err_t *err)
+{
+    void *s = zmq_socket(self->zctx, type);
+    int linger = 0;
+    int64_t maxmsg = ES_MSG_MAX_SIZE;
+    int mandatory = 1;
+    if (!s || zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
+        (type == ZMQ_ROUTER &&
+         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory))) {
+        es_err_set(err, ES_ESYS, "socket %s: %s", ep, zmq_strerror(errno));
+        if (s)
+            zmq_close(s);
+        return NULL;
+    }
+    //  The command socket is private to local users: bind under a 0077 umask (mode 0600).
+    mode_t old = umask(0077);
+    int rc = zmq_bind(s, ep);
+    umask(old);
+    if (rc) {
+        es_err_set(err, ES_ESYS, "bind %s: %s", ep, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    if (strncmp(ep, "ipc://", 6) == 0 && chmod(ep + 6, 0600) == -1) {
+        es_err_set(err, ES_ESYS, "chmod %s: %s", ep + 6, strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    size_t fdlen = sizeof *fd;
+    if (fd && zmq_getsockopt(s, ZMQ_FD, fd, &fdlen)) {
+        es_err_set(err, ES_ESYS, "socket %s: %s", ep, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void
+s_reply(orch_t *self, const char *route, size_t route_len, uint64_t request_id, int32_t code,
+        const char *what, const char *body)
+{
+    es_msg_t m;
+    es_msg_init(&m, ES_MSG_REPLY, request_id);
+    m.u.reply.code = code;
+    m.u.reply.what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
+    m.u.reply.body = (es_slice_t){body ? body : "", body ? strlen(body) : 0};
+    es_err_t err;
+    if (es_msg_send(self->cmd, route, route_len, &m, &err))
+        es_log_warn("reply %s: %s", es_msg_name(ES_MSG_REPLY), err.what); //  client gone
+}
+
+//  Failure object of SPEC 4.4 for an error before any request.
+static char *
+s_failure_json(int32_t code, const char *message, const char *key, const char *name)
+{
+    es_buf_t b;
+    es_buf_init(&b);
+    es_buf_printf(&b, "{\"code\":%d,\"message\":", code);
+    es_buf_json_str(&b, message, strlen(message));
+    es_buf_printf(&b, ",\"domain\":\"OfflineObjectsError\",\"status\":-1,\"userInfo\":{\"%s\":",
+                  key);
+    es_buf_json_str(&b, name, strlen(name));
+    es_buf_puts(&b, "}}");
+    return es_buf_steal(&b);
+}
+
+//  --- store helpers ---------------------------------------------------------------------------
+
+//  Metadata of a service (caller destroys), NULL if not set up; url (caller frees) if wanted.
+static es_meta_t *
+s_load_meta(orch_t *self, const char *service, es_err_t *err)
+{
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    if (!txn)
+        return NULL;
+    char key[ES_NAME_MAX + 8];
+    int klen = snprintf(key, sizeof key, "svc/%s", service);
+    const void *val;
+    size_t vlen;
+    es_meta_t *meta = NULL;
+    int rc = es_txn_get(txn, "meta", key, (size_t)klen, &val, &vlen, err);
+    if (rc == 1)
+        meta = es_meta_new(val, vlen, err);
+    else if (rc == 0)
+        es_err_set(err, ES_ENOTFOUND, "object service '%s' is not set up", service);
+    es_txn_abort(&txn);
+    return meta;
+}
+
+typedef struct {
+    es_buf_t *out;
+    size_t n;
+} names_ctx_t;
+
+static int
+s_collect_service(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                  es_err_t *err)
+{
+    (void)val, (void)vlen, (void)err;
+    names_ctx_t *c = ctx;
+    if (klen < 4 || memcmp(key, "svc/", 4) != 0)
+        return 1; //  past the svc/ keys
+    if (c->n++)
+        es_buf_putc(c->out, '\n');
+    es_buf_append(c->out, (const char *)key + 4, klen - 4);
+    return 0;
+}
+
+//  Set-up service names, newline-separated, into out. -1 on store error.
+static int
+s_services(orch_t *self, es_buf_t *out, size_t *n, es_err_t *err)
+{
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    if (!txn)
+        return -1;
+    names_ctx_t c = {out, 0};
+    int rc = es_txn_iter(txn, "meta", "svc/", 4, s_collect_service, &c, err);
+    es_txn_abort(&txn);
+    *n = c.n;
+    return rc;
+}
+
+typedef struct {
+    const char *key;
+    const char *val;
+    size_t vlen;
+} put_ctx_t;
+
+static int
+s_put_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    put_ctx_t *p = ctx;
+    const char *table = p->key;
+    const char *key = table + strlen(table) + 1; //  "table\0key"
+    return es_txn_put(txn, table, key, strlen(key), p->val, p->vlen, err);
+}
+
+static int
+s_put(orch_t *self, const char *table, const char *key, const char *val, size_t vlen,
+      es_err_t *err)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s%c%s", table, '\0', key);
+    //  snprintf stops at the NUL: assemble by hand.
+    size_t tl = strlen(table), kl = strlen(key);
+    if (tl + kl + 2 > sizeof buf)
+        return es_err_set(err, ES_EINVAL, "store: key too long");
+    memcpy(buf, table, tl + 1);
+    memcpy(buf + tl + 1, key, kl + 1);
+    put_ctx_t p = {buf, val, vlen};
+    return es_store_write(self->store, s_put_fn, &p, err);
+}
+
+static void
+s_persist(orch_t *self, session_t *s)
+{
+    es_buf_reset(&self->scratch);
+    orch_session_to_json(s, &self->scratch);
+    es_err_t err;
+    if (s_put(self, "session", s->id, self->scratch.data, self->scratch.len, &err))
+        es_log_error("session %s: not persisted: %s", s->id, err.what);
+}
+
+//  --- events and results -------------------------------------------------------------------
+
+static void
+s_publish(orch_t *self, session_t *s, es_msg_type_t type, const char *body, int32_t code)
+{
+    es_msg_t m;
+    es_msg_init(&m, type, s->request_id);
+    char topic[ES_NAME_MAX + 16];
+    if (type == ES_MSG_EVENT) {
+        snprintf(m.u.event.session, sizeof m.u.event.session, "%s", s->id);
+        m.u.event.body = (es_slice_t){body, strlen(body)};
+        snprintf(topic, sizeof topic, "progress.%s", s->id);
+    } else {
+        snprintf(m.u.result.session, sizeof m.u.result.session, "%s", s->id);
+        m.u.result.code = code;
+        m.u.result.body = (es_slice_t){body, strlen(body)};
+        snprintf(topic, sizeof topic, "result.%s", s->id);
+    }
+    es_err_t err;
+    if (s->route_len && es_msg_send(self->cmd, s->route, s->route_len, &m, &err)) {
+        es_log_info("session %s: client gone (%s); results stay available by STATUS", s->id,
+                    err.what);
+        s->route_len = 0;
+    }
+    //  PUB: topic frame, then the message frame.
+    if (zmq_send(self->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1 ||
+        es_msg_send(self->pub, NULL, 0, &m, &err))
+        es_log_debug("publish %s: dropped", topic);
+}
+
+static void
+s_event(orch_t *self, session_t *s, const char *phase, const char *state, const char *name,
+        const char *extra)
+{
+    es_buf_t ev;
+    es_buf_init(&ev);
+    orch_session_event(s, phase, state, name, extra, &ev);
+    s_publish(self, s, ES_MSG_EVENT, ev.data, 0);
+    es_buf_release(&ev);
+}
+
+static const char *
+s_entity_name(const session_t *s)
+{
+    if (strcmp(s->level, "object") == 0)
+        return s->object;
+    if (strcmp(s->level, "service") == 0)
+        return s->service;
+    return "application";
+}
+
+static void
+s_finish_session(orch_t *self, session_t *s)
+{
+    int32_t code = orch_session_finish(s);
+    if (code == 0) {
+        char extra[256];
+        snprintf(extra, sizeof extra,
+                 ",\"syncElapsedTime\":%lld,\"totalUploadedRecords\":0,"
+                 "\"totalDownloadedRecords\":%llu",
+                 (long long)(es_now_ms() - s->start_mono_ms), (unsigned long long)s->downloaded);
+        s_event(self, s, "Sync", "Ended", s_entity_name(s), extra);
+    }
+    s_persist(self, s);
+    s_publish(self, s, ES_MSG_RESULT, s->result, code);
+    es_log_info("session %s: %s (%llu records downloaded)", s->id, code ? "failed" : "succeeded",
+                (unsigned long long)s->downloaded);
+}
+
+//  --- dispatch --------------------------------------------------------------------------------
+
+static void
+s_dispatch(orch_t *self)
+{
+    for (session_t *s = self->sessions; s; s = s->next) {
+        if (s->done)
+            continue;
+        for (size_t i = 0; i < s->nobjs; i++) {
+            sobj_t *o = &s->objs[i];
+            if (o->state != SOBJ_PENDING)
+                continue;
+            if (s->cancelled || s->code) {
+                o->state = SOBJ_SKIPPED;
+                continue;
+            }
+            actor_t *a = orch_super_idle(self->super, "download");
+            if (!a)
+                return;
+            es_msg_t m;
+            es_msg_init(&m, ES_MSG_DOWNLOAD, 0);
+            es_download_t *d = &m.u.download;
+            snprintf(d->session, sizeof d->session, "%s", s->id);
+            d->job = ++self->next_job;
+            snprintf(d->service, sizeof d->service, "%s", o->service);
+            snprintf(d->object, sizeof d->object, "%s", o->name);
+            //  App level: each service's own options are in objectServicesOptions.
+            d->options = (es_slice_t){s->options, strlen(s->options)};
+            es_err_t err;
+            if (es_msg_send(self->work, a->route, strlen(a->route), &m, &err)) {
+                es_log_warn("dispatch to %s: %s", a->route, err.what);
+                return;
+            }
+            a->job = d->job;
+            o->job = d->job;
+            o->state = SOBJ_RUNNING;
+            o->attempts++;
+        }
+        if (orch_session_finished(s))
+            s_finish_session(self, s);
+    }
+}
+
+static session_t *
+s_session_by_job(orch_t *self, uint64_t job, sobj_t **obj)
+{
+    for (session_t *s = self->sessions; s; s = s->next)
+        for (size_t i = 0; i < s->nobjs; i++)
+            if (s->objs[i].job == job && s->objs[i].state == SOBJ_RUNNING) {
+                *obj = &s->objs[i];
+                return s;
+            }
+    return NULL;
+}
+
+static void
+s_on_actor_down(void *ctx, actor_t *actor, uint64_t job)
+{
+    orch_t *self = ctx;
+    (void)actor;
+    if (!job)
+        return;
+    sobj_t *o;
+    session_t *s = s_session_by_job(self, job, &o);
+    if (!s)
+        return;
+    //  The actor resumes from its last committed batch (D15); give up after repeated crashes.
+    if (o->attempts >= 10) {
+        o->state = SOBJ_FAILED;
+        if (!s->code) {
+            s->code = 2460;
+            free(s->what);
+            s->what = es_sprintf("An error has occurred in the sync layer: download of %s "
+                                 "crashed %u times",
+                                 o->name, o->attempts);
+        }
+    } else {
+        o->state = SOBJ_PENDING;
+    }
+    o->job = 0;
+    s_persist(self, s);
+}
+
+//  --- messages from actors -------------------------------------------------------------------
+
+static void
+s_on_progress(orch_t *self, const es_progress_t *p)
+{
+    session_t *s;
+    for (s = self->sessions; s; s = s->next)
+        if (strcmp(s->id, p->session) == 0 && !s->done)
+            break;
+    if (!s)
+        return;
+    sobj_t *o = NULL;
+    for (size_t i = 0; i < s->nobjs; i++)
+        if (s->objs[i].job == p->job)
+            o = &s->objs[i];
+    if (!o)
+        return; //  a late message of a job that was re-dispatched
+    char extra[256];
+    if (strcmp(p->state, "Ended") == 0 && strcmp(p->phase, "Download") == 0) {
+        o->batches = p->batch;
+        o->records += p->records;
+        orch_session_batch(s, p);
+        snprintf(extra, sizeof extra,
+                 ",\"objectService\":\"%s\",\"batchNumber\":%u,\"totalDownloadedRecords\":%llu,"
+                 "\"objectDownloadedRecords\":%llu",
+                 o->service, p->batch, (unsigned long long)s->downloaded,
+                 (unsigned long long)o->records);
+        s_persist(self, s);
+    } else {
+        snprintf(extra, sizeof extra, ",\"objectService\":\"%s\",\"batchNumber\":%u", o->service,
+                 p->batch);
+    }
+    s_event(self, s, p->phase, p->state, p->object, extra);
+}
+
+static void
+s_on_job_done(orch_t *self, actor_t *a, const es_job_done_t *d)
+{
+    if (a->job == d->job)
+        a->job = 0;
+    sobj_t *o;
+    session_t *s = s_session_by_job(self, d->job, &o);
+    if (!s)
+        return;
+    o->job = 0;
+    if (d->code == 0) {
+        o->state = SOBJ_DONE;
+    } else if (d->code == 2478) {
+        o->state = SOBJ_SKIPPED;
+        s->cancelled = true;
+    } else {
+        o->state = SOBJ_FAILED;
+        if (!s->code) {
+            s->code = d->code;
+            free(s->what);
+            s->what = es_strndup(d->what.ptr, d->what.len);
+        }
+    }
+    //  {"syncErrors":[...],"warnings":[...]} fragments from the actor.
+    if (d->result.len) {
+        char *text = es_strndup(d->result.ptr, d->result.len);
+        yajl_val root = yajl_tree_parse(text, NULL, 0);
+        const char *ep[] = {"syncErrors", NULL}, *wp[] = {"warnings", NULL};
+        yajl_val errs = root ? yajl_tree_get(root, ep, yajl_t_array) : NULL;
+        yajl_val warns = root ? yajl_tree_get(root, wp, yajl_t_array) : NULL;
+        if (errs && errs->u.array.len) {
+            if (s->errors.len)
+                es_buf_putc(&s->errors, ',');
+            es_json_write_elements(&s->errors, errs);
+        }
+        if (warns && warns->u.array.len) {
+            if (s->warnings.len)
+                es_buf_putc(&s->warnings, ',');
+            es_json_write_elements(&s->warnings, warns);
+        }
+        yajl_tree_free(root);
+        free(text);
+    }
+    s_persist(self, s);
+}
+
+static void
+s_on_work(orch_t *self)
+{
+    for (;;) {
+        es_err_t err;
+        int rc = es_msg_recv(self->work, true, &self->in, &err);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            es_log_warn("work socket: dropped a malformed message: %s", err.what);
+            if (err.code == ES_ESYS)
+                return;
+            continue;
+        }
+        const es_msg_t *m = &self->in.msg;
+        actor_t *a = orch_super_seen(self->super, self->in.route, self->in.route_len, m);
+        if (!a)
+            continue;
+        if (m->type == ES_MSG_PROGRESS)
+            s_on_progress(self, &m->u.progress);
+        else if (m->type == ES_MSG_JOB_DONE)
+            s_on_job_done(self, a, &m->u.job_done);
+        else if (m->type != ES_MSG_HELLO && m->type != ES_MSG_HEARTBEAT)
+            es_log_warn("%s: unexpected %s", a->route, es_msg_name(m->type));
+    }
+}
+
+//  --- commands --------------------------------------------------------------------------------
+
+typedef struct {
+    const char *route;
+    size_t route_len;
+    uint64_t request_id;
+} client_t;
+
+static void
+s_fail(orch_t *self, const client_t *c, int32_t code, const char *message, const char *key,
+       const char *name)
+{
+    char *body = s_failure_json(code, message, key, name);
+    s_reply(self, c->route, c->route_len, c->request_id, code, message, body);
+    free(body);
+}
+
+//  Validate options for one service (names of its objects), fill the session's flags.
+static int
+s_check_options(session_t *s, const es_meta_t *meta, const char *level, const char *options,
+                int32_t *code, es_err_t *err)
+{
+    const char **names = es_malloc((meta->nobjects + 1) * sizeof *names);
+    for (size_t i = 0; i < meta->nobjects; i++)
+        names[i] = meta->objects[i].name;
+    es_syncopts_t o;
+    int vmx = 0;
+    int rc = es_syncopts_parse(&o, options, strlen(options),
+                               strcmp(level, "object") == 0 ? ES_SYNCOPTS_OBJECT
+                                                            : ES_SYNCOPTS_SERVICE,
+                               names, meta->nobjects, err, &vmx);
+    free(names);
+    if (rc) {
+        *code = vmx ? vmx : 2304;
+        return -1;
+    }
+    s->get_stats = o.get_sync_stats;
+    snprintf(s->sync_type, sizeof s->sync_type, "%s",
+             o.sync_type == ES_SYNC_UPLOAD_ONLY     ? "uploadOnly"
+             : o.sync_type == ES_SYNC_DOWNLOAD_ONLY ? "downloadOnly"
+                                                    : "fullSync");
+    for (size_t i = 0; i < o.nwarnings; i++) {
+        if (s->warnings.len)
+            es_buf_putc(&s->warnings, ',');
+        es_buf_json_str(&s->warnings, o.warnings[i], strlen(o.warnings[i]));
+    }
+    es_syncopts_release(&o);
+    return 0;
+}
+
+static void
+s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
+{
+    const char *level = req->level;
+    bool app = strcmp(level, "app") == 0, svc = strcmp(level, "service") == 0,
+         obj = strcmp(level, "object") == 0;
+    const char *key = obj ? "objectName" : "objectServiceName";
+    const char *name = obj ? req->object : req->service;
+    if (!app && !svc && !obj)
+        return s_fail(self, c, 2460, "SYNC.level: expected app, service or object", key, "");
+    char *options = es_strndup(req->options.len ? req->options.ptr : "{}",
+                               req->options.len ? req->options.len : 2);
+    es_err_t err;
+    //  Which services take part.
+    es_buf_t names;
+    es_buf_init(&names);
+    size_t nservices = 0;
+    if (app) {
+        if (s_services(self, &names, &nservices, &err)) {
+            s_fail(self, c, 2000, err.what, "name", "application");
+            goto done;
+        }
+        if (nservices == 0) {
+            s_fail(self, c, 2483,
+                   "Setup is not performed. There are no object services to sync.", "name",
+                   "application");
+            goto done;
+        }
+    } else {
+        es_buf_puts(&names, req->service);
+        nservices = 1;
+    }
+    for (session_t *s = self->sessions; s; s = s->next)
+        if (!s->done && orch_session_overlaps(s, level, req->service, req->object)) {
+            char *msg = es_sprintf("Sync is currently in progress for this object or object "
+                                   "service: session %s",
+                                   s->id);
+            s_fail(self, c, 2461, msg, key, name);
+            free(msg);
+            goto done;
+        }
+    char id[64];
+    snprintf(id, sizeof id, "s%lld-%u", (long long)time(NULL), ++self->session_seq);
+    session_t *s = orch_session_new(id, level, app ? "" : req->service, obj ? req->object : "",
+                                    options);
+    char *save = NULL;
+    for (char *svc_name = strtok_r(names.data, "\n", &save); svc_name;
+         svc_name = strtok_r(NULL, "\n", &save)) {
+        es_meta_t *meta = s_load_meta(self, svc_name, &err);
+        if (!meta) {
+            s_fail(self, c, err.code == ES_ENOTFOUND ? 2483 : 2000, err.what, key, name);
+            orch_session_destroy(&s);
+            goto done;
+        }
+        int32_t code = 0;
+        //  App level: a service's options come from objectServicesOptions (issue: app options);
+        //  until then every service syncs with the session's options.
+        if (s_check_options(s, meta, app ? "service" : level, options, &code, &err)) {
+            s_fail(self, c, code, err.what, key, name);
+            es_meta_destroy(&meta);
+            orch_session_destroy(&s);
+            goto done;
+        }
+        if (obj && !es_meta_object(meta, req->object)) {
+            char *msg = es_sprintf("object '%s' is not an object of service '%s'", req->object,
+                                   svc_name);
+            s_fail(self, c, 2400, msg, key, name);
+            free(msg);
+            es_meta_destroy(&meta);
+            orch_session_destroy(&s);
+            goto done;
+        }
+        for (size_t i = 0; i < meta->nobjects; i++)
+            if (!obj || strcmp(meta->objects[i].name, req->object) == 0)
+                orch_session_add_object(s, svc_name, meta->objects[i].name);
+        es_meta_destroy(&meta);
+    }
+    //  Upload has nothing to send until local changes exist (upload issue); uploadOnly skips
+    //  the download of every object.
+    if (strcmp(s->sync_type, "uploadOnly") == 0)
+        for (size_t i = 0; i < s->nobjs; i++)
+            s->objs[i].state = SOBJ_SKIPPED;
+    memcpy(s->route, c->route, c->route_len);
+    s->route_len = c->route_len;
+    s->request_id = c->request_id;
+    s->next = self->sessions;
+    self->sessions = s;
+    char body[128];
+    snprintf(body, sizeof body, "{\"session\":\"%s\"}", s->id);
+    s_reply(self, c->route, c->route_len, c->request_id, 0, "", body);
+    es_buf_t extra;
+    es_buf_init(&extra);
+    es_buf_printf(&extra, ",\"startTime\":%lld,\"totalObjectsToSync\":%zu,\"objects\":[",
+                  (long long)s->start_epoch_ms, s->nobjs);
+    for (size_t i = 0; i < s->nobjs; i++) {
+        if (i)
+            es_buf_putc(&extra, ',');
+        es_buf_json_str(&extra, s->objs[i].name, strlen(s->objs[i].name));
+    }
+    es_buf_putc(&extra, ']');
+    s_event(self, s, "Sync", "Started", s_entity_name(s), extra.data);
+    es_buf_release(&extra);
+    s_persist(self, s);
+    es_log_info("session %s: %s sync of %s%s%s (%s, %zu objects)", s->id, level,
+                app ? "all services" : req->service, obj ? "/" : "", obj ? req->object : "",
+                s->sync_type, s->nobjs);
+    s_dispatch(self);
+done:
+    es_buf_release(&names);
+    free(options);
+}
+
+static void
+s_cmd_cancel(orch_t *self, const client_t *c, const es_cancel_t *req)
+{
+    for (session_t *s = self->sessions; s; s = s->next)
+        if (strcmp(s->id, req->session) == 0 && !s->done) {
+            s->cancelled = true;
+            //  Running jobs finish their batch in flight, then stop (D13).
+            es_msg_t m;
+            es_msg_init(&m, ES_MSG_CANCEL, 0);
+            snprintf(m.u.cancel.session, sizeof m.u.cancel.session, "%s", s->id);
+            for (size_t i = 0; i < s->nobjs; i++) {
+                actor_t *a = s->objs[i].state == SOBJ_RUNNING
+                                 ? orch_super_by_job(self->super, s->objs[i].job)
+                                 : NULL;
+                es_err_t err;
+                if (a && es_msg_send(self->work, a->route, strlen(a->route), &m, &err))
+                    es_log_warn("cancel to %s: %s", a->route, err.what);
+            }
+            s_persist(self, s);
+            s_reply(self, c->route, c->route_len, c->request_id, 0, "", "{\"cancelled\":true}");
+            s_dispatch(self);
+            return;
+        }
+    s_reply(self, c->route, c->route_len, c->request_id, 2479,
+            "Sync cancellation failed: no running session with that id", "");
+}
+
+static void
+s_cmd_status(orch_t *self, const client_t *c, const es_status_t *req)
+{
+    es_buf_t b;
+    es_buf_init(&b);
+    if (req->session[0]) {
+        session_t *s;
+        for (s = self->sessions; s; s = s->next)
+            if (strcmp(s->id, req->session) == 0)
+                break;
+        if (s) {
+            orch_session_to_json(s, &b);
+        } else {
+            //  A session of an earlier daemon: answer from the store.
+            es_err_t err;
+            es_txn_t *txn = es_store_begin(self->store, false, &err);
+            const void *val;
+            size_t vlen;
+            int rc = txn ? es_txn_get(txn, "session", req->session, strlen(req->session), &val,
+                                      &vlen, &err)
+                         : -1;
+            if (rc == 1)
+                es_buf_append(&b, val, vlen);
+            es_txn_abort(&txn);
+            if (rc != 1) {
+                s_reply(self, c->route, c->route_len, c->request_id, ES_ENOTFOUND,
+                        rc == 0 ? "no such session" : err.what, "");
+                es_buf_release(&b);
+                return;
+            }
+        }
+    } else {
+        es_buf_printf(&b, "{\"pid\":%d,\"dataDir\":", (int)getpid());
+        es_buf_json_str(&b, self->data_dir, strlen(self->data_dir));
+        es_buf_puts(&b, ",\"actors\":");
+        orch_super_json(self->super, &b);
+        es_buf_puts(&b, ",\"sessions\":[");
+        size_t n = 0;
+        for (session_t *s = self->sessions; s; s = s->next) {
+            es_buf_printf(&b, "%s{\"id\":\"%s\",\"level\":\"%s\",\"entity\":", n++ ? "," : "",
+                          s->id, s->level);
+            const char *e = s_entity_name(s);
+            es_buf_json_str(&b, e, strlen(e));
+            es_buf_printf(&b, ",\"state\":\"%s\",\"downloaded\":%llu}",
+                          s->done ? "done" : "running", (unsigned long long)s->downloaded);
+        }
+        es_buf_puts(&b, "]}");
+    }
+    s_reply(self, c->route, c->route_len, c->request_id, 0, "", b.data);
+    es_buf_release(&b);
+}
+
+typedef struct {
+    es_buf_t *out;
+    size_t n;
+    size_t limit;
+    const es_odata_t *filter;
+    es_err_t *err;
+} get_ctx_t;
+
+static int
+s_get_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    (void)key, (void)klen;
+    get_ctx_t *g = ctx;
+    const char *cs;
+    size_t cslen, rlen;
+    const void *rec;
+    if (es_store_rec_unpack(val, vlen, &cs, &cslen, &rec, &rlen))
+        return es_err_set(err, ES_ESTORE, "store: corrupt record");
+    if (g->filter && !es_odata_match_record(g->filter, rec, rlen))
+        return 0;
+    if (g->n++)
+        es_buf_putc(g->out, ',');
+    if (es_record_to_json(rec, rlen, g->out, err))
+        return -1;
+    return g->limit && g->n >= g->limit ? 1 : 0;
+}
+
+static void
+s_cmd_get(orch_t *self, const client_t *c, const es_get_t *req)
+{
+    es_err_t err;
+    es_meta_t *meta = s_load_meta(self, req->service, &err);
+    es_buf_t b, key, table;
+    es_buf_init(&b);
+    es_buf_init(&key);
+    es_buf_init(&table);
+    es_odata_t *filter = NULL;
+    es_txn_t *txn = NULL;
+    const es_meta_object_t *obj = meta ? es_meta_object(meta, req->object) : NULL;
+    int32_t code = ES_OK;
+    if (!meta) {
+        code = err.code;
+        goto done;
+    }
+    if (!obj) {
+        code = es_err_set(&err, ES_ENOTFOUND, "object '%s' is not an object of service '%s'",
+                          req->object, req->service);
+        code = ES_ENOTFOUND;
+        goto done;
+    }
+    if (req->filter.len) {
+        char *text = es_strndup(req->filter.ptr, req->filter.len);
+        filter = es_odata_new(text, obj, &err);
+        free(text);
+        if (!filter) {
+            code = ES_EINVAL;
+            goto done;
+        }
+    }
+    es_store_table(&table, "main:", obj->name);
+    txn = es_store_begin(self->store, false, &err);
+    if (!txn) {
+        code = ES_ESTORE;
+        goto done;
+    }
+    es_buf_puts(&b, "{\"records\":[");
+    get_ctx_t g = {&b, 0, req->limit, filter, &err};
+    if (req->pk.len) {
+        if (es_key_from_json(obj, req->pk.ptr, req->pk.len, &key, &err)) {
+            code = ES_EINVAL;
+            goto done;
+        }
+        const void *val;
+        size_t vlen;
+        int rc = es_txn_get(txn, table.data, key.data, key.len, &val, &vlen, &err);
+        if (rc < 0 || (rc == 1 && s_get_row(&g, key.data, key.len, val, vlen, &err) < 0)) {
+            code = ES_ESTORE;
+            goto done;
+        }
+    } else if (es_txn_iter(txn, table.data, NULL, 0, s_get_row, &g, &err)) {
+        code = ES_ESTORE;
+        goto done;
+    }
+    es_buf_printf(&b, "],\"count\":%zu}", g.n);
+done:
+    es_txn_abort(&txn);
+    if (code)
+        s_reply(self, c->route, c->route_len, c->request_id, code, err.what, "");
+    else
+        s_reply(self, c->route, c->route_len, c->request_id, 0, "", b.data);
+    es_odata_destroy(&filter);
+    es_meta_destroy(&meta);
+    es_buf_release(&table);
+    es_buf_release(&key);
+    es_buf_release(&b);
+}
+
+typedef struct {
+    es_buf_t *out;
+    size_t n;
+} stats_ctx_t;
+
+static int
+s_stats_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    (void)err;
+    stats_ctx_t *st = ctx;
+    if (st->n++)
+        es_buf_putc(st->out, ',');
+    es_buf_json_str(st->out, key, klen);
+    es_buf_putc(st->out, ':');
+    es_buf_append(st->out, val, vlen);
+    return 0;
+}
+
+static void
+s_cmd_stats(orch_t *self, const client_t *c, const es_stats_t *req)
+{
+    es_err_t err;
+    es_buf_t b;
+    es_buf_init(&b);
+    es_txn_t *txn = es_store_begin(self->store, false, &err);
+    int rc = -1;
+    if (txn && req->entity[0]) {
+        const void *val;
+        size_t vlen;
+        rc = es_txn_get(txn, "stats", req->entity, strlen(req->entity), &val, &vlen, &err);
+        if (rc == 1)
+            es_buf_append(&b, val, vlen);
+        else if (rc == 0)
+            es_err_set(&err, ES_ENOTFOUND, "no stats for '%s' (sync it with getSyncStats)",
+                       req->entity);
+    } else if (txn) {
+        stats_ctx_t st = {&b, 0};
+        es_buf_putc(&b, '{');
+        rc = es_txn_iter(txn, "stats", NULL, 0, s_stats_row, &st, &err) == 0 ? 1 : -1;
+        es_buf_putc(&b, '}');
+    }
+    es_txn_abort(&txn);
+    if (rc == 1)
+        s_reply(self, c->route, c->route_len, c->request_id, 0, "", b.data);
+    else
+        s_reply(self, c->route, c->route_len, c->request_id, rc == 0 ? ES_ENOTFOUND : ES_ESTORE,
+                err.what, "");
+    es_buf_release(&b);
+}
+
+//  --- setup: appconfig, then each service's metadata ------------------------------------------
+
+static void s_setup_next(orch_t *self);
+
+static void
+s_setup_end(orch_t *self, int32_t code, const char *what)
+{
+    setup_t *st = &self->setup;
+    if (code)
+        es_log_error("setup: %s", what);
+    else
+        es_buf_puts(&st->done, "]}");
+    s_reply(self, st->route, st->route_len, st->request_id, code, what ? what : "",
+            code ? "" : st->done.data);
+    for (size_t i = 0; i < st->n; i++) {
+        free(st->names[i]);
+        free(st->urls[i]);
+        free(st->meta_urls[i]);
+    }
+    free(st->names);
+    free(st->urls);
+    free(st->meta_urls);
+    es_buf_release(&st->body);
+    es_buf_release(&st->done);
+    memset(st, 0, sizeof *st);
+}
+
+static int
+s_setup_data(void *ctx, const char *data, size_t len, es_err_t *err)
+{
+    orch_t *self = ctx;
+    if (self->setup.body.len + len > 64u << 20)
+        return es_err_set(err, ES_EPROTO, "setup response over 64 MiB");
+    es_buf_append(&self->setup.body, data, len);
+    return 0;
+}
+
+//  HTTP status and transport errors of a setup request: 0 ok, else the Volt MX code + text.
+static int32_t
+s_http_check(const es_http_result_t *r, char *what, size_t size)
+{
+    if (r->curl_code != CURLE_OK || r->data_failed) {
+        snprintf(what, size, "%s", r->err.what);
+        return r->curl_code == CURLE_OPERATION_TIMEDOUT ? 2032 : 2030;
+    }
+    if (r->status == 401 || r->status == 403) {
+        snprintf(what, size, "backend refused the credentials (HTTP %ld): check auth_token",
+                 r->status);
+        return 2030;
+    }
+    if (r->status != 200) {
+        snprintf(what, size, "backend answered HTTP %ld", r->status);
+        return 2030;
+    }
+    return 0;
+}
+
+static void
+s_setup_meta_done(void *ctx, const es_http_result_t *r)
+{
+    orch_t *self = ctx;
+    setup_t *st = &self->setup;
+    char what[ES_ERR_WHAT_MAX + 64];
+    int32_t code = s_http_check(r, what, sizeof what);
+    const char *name = st->names[st->next - 1];
+    if (code) {
+        char *msg = es_sprintf("metadata of %s: %s", name, what);
+        s_setup_end(self, 2332, msg);
+        free(msg);
+        return;
+    }
+    es_err_t err;
+    es_meta_t *meta = es_meta_new(st->body.data, st->body.len, &err);
+    if (!meta) {
+        char *msg = es_sprintf("metadata of %s: %s", name, err.what);
+        s_setup_end(self, err.code == ES_EPROTO && strstr(err.what, "key") ? 2356 : 2332, msg);
+        free(msg);
+        return;
+    }
+    if (strcmp(meta->name, name) != 0)
+        es_log_warn("setup: metadata of %s names itself '%s'", name, meta->name);
+    char key[ES_NAME_MAX + 8];
+    snprintf(key, sizeof key, "svc/%s", name);
+    int rc = s_put(self, "meta", key, st->body.data, st->body.len, &err);
+    snprintf(key, sizeof key, "url/%s", name);
+    if (rc == 0)
+        rc = s_put(self, "meta", key, st->urls[st->next - 1], strlen(st->urls[st->next - 1]),
+                   &err);
+    if (rc) {
+        es_meta_destroy(&meta);
+        s_setup_end(self, 2000, err.what);
+        return;
+    }
+    if (st->next > 1)
+        es_buf_putc(&st->done, ',');
+    es_buf_puts(&st->done, "{\"name\":");
+    es_buf_json_str(&st->done, name, strlen(name));
+    es_buf_puts(&st->done, ",\"objects\":[");
+    for (size_t i = 0; i < meta->nobjects; i++) {
+        if (i)
+            es_buf_putc(&st->done, ',');
+        es_buf_json_str(&st->done, meta->objects[i].name, strlen(meta->objects[i].name));
+    }
+    es_buf_puts(&st->done, "]}");
+    es_log_info("setup: %s: %zu objects", name, meta->nobjects);
+    es_meta_destroy(&meta);
+    s_setup_next(self);
+}
+
+static size_t
+s_headers(orch_t *self, char **h)
+{
+    size_t n = 0;
+    const char *token = es_config_str(self->config, "auth_token");
+    const char *prefix = es_config_str(self->config, "header_prefix");
+    if (*token)
+        h[n++] = es_sprintf("%sAuthorization: %s", prefix, token);
+    h[n++] = es_strdup("Accept: application/json");
+    return n;
+}
+
+static void
+s_http_get(orch_t *self, const char *url, const es_http_cb_t *cb)
+{
+    char *h[4];
+    size_t nh = s_headers(self, h);
+    es_err_t err;
+    es_buf_reset(&self->setup.body);
+    int rc = es_http_start(self->http, url, NULL, 0, (const char *const *)h, nh, cb, self, &err);
+    for (size_t i = 0; i < nh; i++)
+        free(h[i]);
+    if (rc)
+        s_setup_end(self, 2030, err.what);
+}
+
+static void
+s_setup_next(orch_t *self)
+{
+    setup_t *st = &self->setup;
+    if (st->next >= st->n) {
+        s_setup_end(self, 0, NULL);
+        return;
+    }
+    static const es_http_cb_t cb = {s_setup_data, s_setup_meta_done};
+    st->next++;
+    s_http_get(self, st->meta_urls[st->next - 1], &cb);
+}
+
+static bool
+s_wanted(const orch_t *self, const char *name)
+{
+    if (self->setup.service[0])
+        return strcmp(self->setup.service, name) == 0;
+    const char *list = es_config_str(self->config, "services");
+    if (!*list)
+        return true;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ')
+            e++;
+        if ((size_t)(e - p) == n && memcmp(p, name, n) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+static void
+s_setup_appconfig_done(void *ctx, const es_http_result_t *r)
+{
+    orch_t *self = ctx;
+    setup_t *st = &self->setup;
+    char what[ES_ERR_WHAT_MAX + 64];
+    int32_t code = s_http_check(r, what, sizeof what);
+    if (code) {
+        char *msg = es_sprintf("appconfig: %s", what);
+        s_setup_end(self, code, msg);
+        free(msg);
+        return;
+    }
+    char errbuf[256];
+    yajl_val root = yajl_tree_parse(st->body.data, errbuf, sizeof errbuf);
+    const char *path[] = {"objectsvc", NULL};
+    yajl_val svcs = root ? yajl_tree_get(root, path, yajl_t_object) : NULL;
+    if (!svcs) {
+        yajl_tree_free(root);
+        s_setup_end(self, 2037, root ? "appconfig: objectsvc: expected an object"
+                                     : "appconfig: invalid JSON");
+        return;
+    }
+    for (size_t i = 0; i < svcs->u.object.len; i++) {
+        const char *name = svcs->u.object.keys[i];
+        yajl_val v = svcs->u.object.values[i];
+        const char *up[] = {"url", NULL}, *mp[] = {"metadata_url", NULL};
+        yajl_val url = yajl_tree_get(v, up, yajl_t_string);
+        yajl_val murl = yajl_tree_get(v, mp, yajl_t_string);
+        if (!s_wanted(self, name))
+            continue;
+        if (!url || !murl || strlen(name) > ES_NAME_MAX) {
+            char *msg = es_sprintf("appconfig: objectsvc.%s: expected url and metadata_url", name);
+            yajl_tree_free(root);
+            s_setup_end(self, 2462, msg);
+            free(msg);
+            return;
+        }
+        st->names = es_realloc(st->names, (st->n + 1) * sizeof *st->names);
+        st->urls = es_realloc(st->urls, (st->n + 1) * sizeof *st->urls);
+        st->meta_urls = es_realloc(st->meta_urls, (st->n + 1) * sizeof *st->meta_urls);
+        st->names[st->n] = es_strdup(name);
+        st->urls[st->n] = es_strdup(YAJL_GET_STRING(url));
+        st->meta_urls[st->n] = es_strdup(YAJL_GET_STRING(murl)); //  metadata URL
+        st->n++;
+    }
+    yajl_tree_free(root);
+    if (st->n == 0) {
+        char *msg = es_sprintf("appconfig: no object service%s%s offered by the backend",
+                               st->service[0] ? " named " : "", st->service);
+        s_setup_end(self, 2483, msg);
+        free(msg);
+        return;
+    }
+    es_buf_puts(&st->done, "{\"services\":[");
+    s_setup_next(self);
+}
+
+static void
+s_cmd_setup(orch_t *self, const client_t *c, const es_setup_t *req)
+{
+    setup_t *st = &self->setup;
+    if (st->active)
+        return s_reply(self, c->route, c->route_len, c->request_id, 2353,
+                       "setup is already running", "");
+    memset(st, 0, sizeof *st);
+    st->active = true;
+    memcpy(st->route, c->route, c->route_len);
+    st->route_len = c->route_len;
+    st->request_id = c->request_id;
+    snprintf(st->service, sizeof st->service, "%s", req->service);
+    es_buf_init(&st->body);
+    es_buf_init(&st->done);
+    char *url = es_sprintf("%s/appconfig", es_config_str(self->config, "server_url"));
+    static const es_http_cb_t cb = {s_setup_data, s_setup_appconfig_done};
+    s_http_get(self, url, &cb);
+    free(url);
+}
+
+//  --- loop ------------------------------------------------------------------------------------
+
+static void
+s_on_cmd(orch_t *self)
+{
+    for (;;) {
+        es_err_t err;
+        int rc = es_msg_recv(self->cmd, true, &self->in, &err);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            es_log_warn("command socket: dropped a malformed message: %s", err.what);
+            if (err.code == ES_ESYS)
+                return;
+            //  Tell the sender what was wrong when we know who it is.
+            if (self->in.route_len)
+                s_reply(self, self->in.route, self->in.route_len, 0, ES_EPROTO, err.what, "");
+            continue;
+        }
+        client_t c = {self->in.route, self->in.route_len, self->in.msg.request_id};
+        const es_msg_t *m = &self->in.msg;
+        switch (m->type) {
+        case ES_MSG_SYNC: s_cmd_sync(self, &c, &m->u.sync); break;
+        case ES_MSG_CANCEL: s_cmd_cancel(self, &c, &m->u.cancel); break;
+        case ES_MSG_STATUS: s_cmd_status(self, &c, &m->u.status); break;
+        case ES_MSG_SETUP: s_cmd_setup(self, &c, &m->u.setup); break;
+        case ES_MSG_GET: s_cmd_get(self, &c, &m->u.get); break;
+        case ES_MSG_STATS: s_cmd_stats(self, &c, &m->u.stats); break;
+        default: {
+            char what[96];
+            snprintf(what, sizeof what, "%s is not a command", es_msg_name(m->type));
+            s_reply(self, c.route, c.route_len, c.request_id, ES_EPROTO, what, "");
+        }
+        }
+    }
+}
+
+static void
+s_on_signals(orch_t *self)
+{
+    struct signalfd_siginfo si;
+    while (read(self->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGCHLD)
+            continue; //  orch_super_tick reaps
+        es_log_info("signal %u: stopping", si.ssi_signo);
+        self->terminated = true;
+    }
+}
+
+static bool
+s_readable(void *sock)
+{
+    uint32_t ev = 0;
+    size_t len = sizeof ev;
+    return zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &len) == 0 && (ev & ZMQ_POLLIN);
+}
+
+//  Sessions that were running when an earlier daemon stopped continue now (D15).
+static int
+s_resume_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    (void)err;
+    orch_t *self = ctx;
+    session_t *s = orch_session_from_json(val, vlen);
+    if (!s) {
+        es_log_warn("session %.*s: unreadable state, skipped", (int)klen, (const char *)key);
+        return 0;
+    }
+    if (s->done) {
+        orch_session_destroy(&s);
+        return 0;
+    }
+    es_log_info("session %s: resuming after a restart", s->id);
+    s->next = self->sessions;
+    self->sessions = s;
+    return 0;
+}
+
+int
+orch_run(orch_t *self, es_err_t *err)
+{
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    if (!txn || es_txn_iter(txn, "session", NULL, 0, s_resume_row, self, err)) {
+        es_txn_abort(&txn);
+        return -1;
+    }
+    es_txn_abort(&txn);
+    es_log_info("edgesyncd %d: commands on %s, events on %s", (int)getpid(), self->cmd_ep,
+                self->event_ep);
+    while (!self->terminated) {
+        orch_super_tick(self->super);
+        s_dispatch(self);
+        int timeout = orch_super_next_ms(self->super, 250);
+        if (s_readable(self->cmd) || s_readable(self->work))
+            timeout = 0;
+        struct curl_waitfd extra[3] = {{self->cmd_fd, CURL_WAIT_POLLIN, 0},
+                                       {self->work_fd, CURL_WAIT_POLLIN, 0},
+                                       {self->sigfd, CURL_WAIT_POLLIN, 0}};
+        if (es_http_wait(self->http, extra, 3, timeout, err))
+            return -1;
+        s_on_signals(self);
+        s_on_work(self);
+        s_on_cmd(self);
+        es_http_perform(self->http);
+    }
+    orch_super_stop_all(self->super);
+    //  Sessions stay "running" in the store: the next start resumes them.
+    return 0;
+}
+
+orch_t *
+orch_new(const es_config_t *config, const char *config_path, const char *bin_dir, es_err_t *err)
+{
+    orch_t *self = es_calloc(1, sizeof *self);
+    self->config = config;
+    self->sigfd = -1;
+    es_msg_in_init(&self->in);
+    es_buf_init(&self->scratch);
+    const char *dir = es_config_str(config, "data_dir");
+    if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+        es_err_set(err, ES_ESYS, "data_dir %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    self->data_dir = realpath(dir, NULL);
+    if (!self->data_dir) {
+        es_err_set(err, ES_ESYS, "data_dir %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    self->cmd_ep = es_config_cmd_endpoint(config);
+    self->event_ep = es_config_event_endpoint(config);
+    self->work_ep = es_sprintf("ipc://%s/work.sock", self->data_dir);
+    es_store_opts_t sopts = {
+        .map_size = (size_t)es_config_int(config, "store.map_size_mb") << 20,
+        .map_max = (size_t)es_config_int(config, "store.map_max_mb") << 20,
+    };
+    self->store = es_store_new(self->data_dir, &sopts, err);
+    if (!self->store)
+        goto fail;
+    es_http_opts_t hopts = {
+        .connect_timeout_ms = (long)es_config_int(config, "http.connect_timeout_ms"),
+        .timeout_ms = (long)es_config_int(config, "http.timeout_ms"),
+        .max_response = (size_t)es_config_int(config, "http.max_response_mb") << 20,
+    };
+    self->http = es_http_new(&hopts, err);
+    if (!self->http)
+        goto fail;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGPIPE);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
+        (self->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1) {
+        es_err_set(err, ES_ESYS, "signalfd: %s", strerror(errno));
+        goto fail;
+    }
+    self->zctx = zmq_ctx_new();
+    if (!self->zctx) {
+        es_err_set(err, ES_ESYS, "zmq_ctx_new: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    if (!(self->cmd = s_socket(self, ZMQ_ROUTER, self->cmd_ep, &self->cmd_fd, err)) ||
+        !(self->work = s_socket(self, ZMQ_ROUTER, self->work_ep, &self->work_fd, err)) ||
+        !(self->pub = s_socket(self, ZMQ_PUB, self->event_ep, NULL, err)))
+        goto fail;
+    orch_super_opts_t so = {
+        .endpoint = self->work_ep,
+        .data_dir = self->data_dir,
+        .config = config_path,
+        .bin_dir = bin_dir,
+        .hello_timeout_ms = 10000,
+        .heartbeat_timeout_ms = (int)es_config_int(config, "heartbeat.timeout_ms"),
+        .grace_ms = (int)es_config_int(config, "stop.grace_ms"),
+    };
+    self->super = orch_super_new(&so, self->work, s_on_actor_down, self);
+    orch_super_add(self->super, "stats", 0);
+    orch_super_add(self->super, "upload", 0);
+    orch_super_add(self->super, "reconcile", 0);
+    for (int64_t i = 0; i < es_config_int(config, "download.workers"); i++)
+        orch_super_add(self->super, "download", (uint32_t)i);
+    return self;
+fail:
+    orch_destroy(&self);
+    return NULL;
+}
+
+void
+orch_destroy(orch_t **self_p)
+{
+    if (!*self_p)
+        return;
+    orch_t *self = *self_p;
+    while (self->sessions) {
+        session_t *s = self->sessions;
+        self->sessions = s->next;
+        orch_session_destroy(&s);
+    }
+    if (self->setup.active)
+        s_setup_end(self, 2460, "daemon stopping");
+    orch_super_destroy(&self->super);
+    if (self->cmd)
+        zmq_close(self->cmd);
+    if (self->work)
+        zmq_close(self->work);
+    if (self->pub)
+        zmq_close(self->pub);
+    if (self->zctx)
+        zmq_ctx_term(self->zctx);
+    if (self->sigfd >= 0)
+        close(self->sigfd);
+    es_http_destroy(&self->http);
+    es_store_destroy(&self->store);
+    es_msg_in_release(&self->in);
+    es_buf_release(&self->scratch);
+    free(self->cmd_ep);
+    free(self->event_ep);
+    free(self->work_ep);
+    free(self->data_dir);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,332 @@
+//  orch_session - sync session state, events, stats and results.
+#include "actors/orchestrator/orch_session.h"
+#include "common/es_actor.h"
+#include "common/es_mem.h"
+#include "protocol/es_json.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <yajl/yajl_tree.h>
+
+static int64_t
+s_epoch_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+session_t *
+orch_session_new(const char *id, const char *level, const char *service, const char *object,
+                 const char *options)
+{
+    session_t *self = es_calloc(1, sizeof *self);
+    snprintf(self->id, sizeof self->id, "%s", id);
+    snprintf(self->level, sizeof self->level, "%s", level);
+    snprintf(self->service, sizeof self->service, "%s", service);
+    snprintf(self->object, sizeof self->object, "%s", object);
+    snprintf(self->sync_type, sizeof self->sync_type, "fullSync");
+    self->options = es_strdup(options);
+    self->start_epoch_ms = s_epoch_ms();
+    self->start_mono_ms = es_now_ms();
+    es_buf_init(&self->batches);
+    es_buf_init(&self->errors);
+    es_buf_init(&self->warnings);
+    return self;
+}
+
+void
+orch_session_destroy(session_t **self_p)
+{
+    if (!*self_p)
+        return;
+    session_t *self = *self_p;
+    free(self->result);
+    free(self->what);
+    es_buf_release(&self->warnings);
+    es_buf_release(&self->errors);
+    es_buf_release(&self->batches);
+    free(self->objs);
+    free(self->options);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+orch_session_add_object(session_t *self, const char *service, const char *name)
+{
+    self->objs = es_realloc(self->objs, (self->nobjs + 1) * sizeof *self->objs);
+    sobj_t *o = &self->objs[self->nobjs++];
+    memset(o, 0, sizeof *o);
+    snprintf(o->service, sizeof o->service, "%s", service);
+    snprintf(o->name, sizeof o->name, "%s", name);
+}
+
+sobj_t *
+orch_session_object(session_t *self, const char *service, const char *name)
+{
+    for (size_t i = 0; i < self->nobjs; i++)
+        if (strcmp(self->objs[i].service, service) == 0 && strcmp(self->objs[i].name, name) == 0)
+            return &self->objs[i];
+    return NULL;
+}
+
+bool
+orch_session_overlaps(const session_t *self, const char *level, const char *service,
+                      const char *object)
+{
+    if (strcmp(self->level, "app") == 0 || strcmp(level, "app") == 0)
+        return true;
+    if (strcmp(self->service, service) != 0)
+        return false;
+    //  Same service: overlapping unless both are different single objects.
+    if (strcmp(self->level, "object") == 0 && strcmp(level, "object") == 0)
+        return strcmp(self->object, object) == 0;
+    return true;
+}
+
+bool
+orch_session_finished(const session_t *self)
+{
+    for (size_t i = 0; i < self->nobjs; i++)
+        if (self->objs[i].state == SOBJ_PENDING || self->objs[i].state == SOBJ_RUNNING)
+            return false;
+    return true;
+}
+
+static void
+s_str(es_buf_t *out, const char *key, const char *value)
+{
+    es_buf_printf(out, "\"%s\":", key);
+    es_buf_json_str(out, value, strlen(value));
+}
+
+void
+orch_session_to_json(const session_t *self, es_buf_t *out)
+{
+    static const char *states[] = {"pending", "running", "done", "failed", "skipped"};
+    es_buf_putc(out, '{');
+    s_str(out, "id", self->id);
+    es_buf_putc(out, ',');
+    s_str(out, "level", self->level);
+    es_buf_putc(out, ',');
+    s_str(out, "service", self->service);
+    es_buf_putc(out, ',');
+    s_str(out, "object", self->object);
+    es_buf_putc(out, ',');
+    s_str(out, "syncType", self->sync_type);
+    es_buf_putc(out, ',');
+    s_str(out, "options", self->options);
+    es_buf_printf(out, ",\"getStats\":%s,\"startTime\":%lld,\"downloaded\":%llu,\"code\":%d",
+                  self->get_stats ? "true" : "false", (long long)self->start_epoch_ms,
+                  (unsigned long long)self->downloaded, self->code);
+    es_buf_printf(out, ",\"cancelled\":%s,\"state\":\"%s\"", self->cancelled ? "true" : "false",
+                  self->done ? "done" : "running");
+    if (self->what) {
+        es_buf_putc(out, ',');
+        s_str(out, "what", self->what);
+    }
+    es_buf_puts(out, ",\"objects\":[");
+    for (size_t i = 0; i < self->nobjs; i++) {
+        const sobj_t *o = &self->objs[i];
+        es_buf_puts(out, i ? ",{" : "{");
+        s_str(out, "service", o->service);
+        es_buf_putc(out, ',');
+        s_str(out, "name", o->name);
+        es_buf_printf(out, ",\"state\":\"%s\",\"batches\":%u,\"records\":%llu,\"attempts\":%u}",
+                      states[o->state], o->batches, (unsigned long long)o->records, o->attempts);
+    }
+    es_buf_printf(out, "],\"batches\":[%s],\"errors\":[%s],\"warnings\":[%s]",
+                  self->batches.data ? self->batches.data : "",
+                  self->errors.data ? self->errors.data : "",
+                  self->warnings.data ? self->warnings.data : "");
+    if (self->result)
+        es_buf_printf(out, ",\"result\":%s", self->result);
+    es_buf_putc(out, '}');
+}
+
+static const char *
+s_get_str(yajl_val root, const char *key)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(root, path, yajl_t_string);
+    return v ? YAJL_GET_STRING(v) : NULL;
+}
+
+static long long
+s_get_int(yajl_val root, const char *key)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(root, path, yajl_t_number);
+    return v && YAJL_IS_INTEGER(v) ? YAJL_GET_INTEGER(v) : 0;
+}
+
+//  Array elements joined by commas (the in-memory form of batches/errors/warnings).
+static void
+s_fragment(es_buf_t *out, yajl_val root, const char *key)
+{
+    const char *path[] = {key, NULL};
+    es_json_write_elements(out, yajl_tree_get(root, path, yajl_t_array));
+}
+
+session_t *
+orch_session_from_json(const char *json, size_t len)
+{
+    char *text = es_strndup(json, len);
+    char errbuf[128];
+    yajl_val root = yajl_tree_parse(text, errbuf, sizeof errbuf);
+    free(text);
+    if (!root || !YAJL_IS_OBJECT(root)) {
+        yajl_tree_free(root);
+        return NULL;
+    }
+    const char *id = s_get_str(root, "id"), *level = s_get_str(root, "level");
+    const char *service = s_get_str(root, "service"), *object = s_get_str(root, "object");
+    const char *options = s_get_str(root, "options");
+    const char *objs_path[] = {"objects", NULL};
+    yajl_val objs = yajl_tree_get(root, objs_path, yajl_t_array);
+    if (!id || !level || !service || !object || !options || !objs) {
+        yajl_tree_free(root);
+        return NULL;
+    }
+    session_t *self = orch_session_new(id, level, service, object, options);
+    const char *st = s_get_str(root, "syncType");
+    snprintf(self->sync_type, sizeof self->sync_type, "%s", st ? st : "fullSync");
+    const char *gs_path[] = {"getStats", NULL};
+    self->get_stats = YAJL_IS_TRUE(yajl_tree_get(root, gs_path, yajl_t_any));
+    const char *c_path[] = {"cancelled", NULL};
+    self->cancelled = YAJL_IS_TRUE(yajl_tree_get(root, c_path, yajl_t_any));
+    self->start_epoch_ms = s_get_int(root, "startTime");
+    self->downloaded = (uint64_t)s_get_int(root, "downloaded");
+    self->code = (int32_t)s_get_int(root, "code");
+    const char *what = s_get_str(root, "what");
+    if (what)
+        self->what = es_strdup(what);
+    const char *state = s_get_str(root, "state");
+    self->done = state && strcmp(state, "done") == 0;
+    //  Elapsed time continues from the wall clock start.
+    self->start_mono_ms = es_now_ms() - (s_epoch_ms() - self->start_epoch_ms);
+    for (size_t i = 0; i < objs->u.array.len; i++) {
+        yajl_val o = objs->u.array.values[i];
+        const char *osvc = s_get_str(o, "service"), *oname = s_get_str(o, "name");
+        const char *ostate = s_get_str(o, "state");
+        if (!osvc || !oname || !ostate)
+            continue;
+        orch_session_add_object(self, osvc, oname);
+        sobj_t *so = &self->objs[self->nobjs - 1];
+        static const char *states[] = {"pending", "running", "done", "failed", "skipped"};
+        for (int k = 0; k < 5; k++)
+            if (strcmp(ostate, states[k]) == 0)
+                so->state = (sobj_state_t)k;
+        if (so->state == SOBJ_RUNNING)
+            so->state = SOBJ_PENDING; //  its actor died with the daemon: dispatch again
+        so->batches = (uint32_t)s_get_int(o, "batches");
+        so->records = (uint64_t)s_get_int(o, "records");
+        so->attempts = (uint32_t)s_get_int(o, "attempts");
+    }
+    s_fragment(&self->batches, root, "batches");
+    s_fragment(&self->errors, root, "errors");
+    s_fragment(&self->warnings, root, "warnings");
+    const char *r_path[] = {"result", NULL};
+    yajl_val result = yajl_tree_get(root, r_path, yajl_t_object);
+    if (result) {
+        es_buf_t b;
+        es_buf_init(&b);
+        es_json_write(&b, result);
+        self->result = es_buf_steal(&b);
+    }
+    yajl_tree_free(root);
+    return self;
+}
+
+void
+orch_session_event(const session_t *self, const char *phase, const char *state, const char *name,
+                   const char *extra, es_buf_t *out)
+{
+    es_buf_reset(out);
+    es_buf_putc(out, '{');
+    s_str(out, "session", self->id);
+    es_buf_putc(out, ',');
+    s_str(out, "phase", phase);
+    es_buf_putc(out, ',');
+    s_str(out, "state", state);
+    es_buf_putc(out, ',');
+    s_str(out, "name", name);
+    es_buf_puts(out, extra);
+    es_buf_putc(out, '}');
+}
+
+void
+orch_session_batch(session_t *self, const es_progress_t *p)
+{
+    if (self->batches.len)
+        es_buf_putc(&self->batches, ',');
+    es_buf_putc(&self->batches, '{');
+    s_str(&self->batches, "object", p->object);
+    es_buf_printf(&self->batches,
+                  ",\"batchNumber\":%u,\"numberOfRecords\":%u,\"requestCreationTime\":%u,"
+                  "\"networkDurationTime\":%u,\"responseParsingTime\":%u,"
+                  "\"dataPersistanceTime\":%u,\"bytes\":%llu,\"retries\":%u}",
+                  p->batch, p->records, p->request_ms, p->network_ms, p->parse_ms, p->persist_ms,
+                  (unsigned long long)p->bytes, p->retries);
+    self->downloaded += p->records;
+}
+
+static void
+s_stats(const session_t *self, const char *name, es_buf_t *out)
+{
+    int64_t elapsed = es_now_ms() - self->start_mono_ms;
+    es_buf_puts(out, "{");
+    s_str(out, "name", name);
+    es_buf_printf(out,
+                  ",\"startTime\":%lld,\"syncElapsedTime\":%lld,\"numberOfRecordsSynced\":%llu,"
+                  "\"totalUploadedRecords\":0,\"totalDownloadedRecords\":%llu,"
+                  "\"uploadStats\":[],\"downloadStats\":[%s],\"reconciledDeletes\":0,"
+                  "\"uploadCacheReplays\":0}",
+                  (long long)self->start_epoch_ms, (long long)elapsed,
+                  (unsigned long long)self->downloaded, (unsigned long long)self->downloaded,
+                  self->batches.data ? self->batches.data : "");
+}
+
+int32_t
+orch_session_finish(session_t *self)
+{
+    es_buf_t out;
+    es_buf_init(&out);
+    const char *name_key = strcmp(self->level, "object") == 0 ? "name" : "objectServiceName";
+    const char *name = strcmp(self->level, "object") == 0 ? self->object : self->service;
+    if (strcmp(self->level, "app") == 0) {
+        name_key = "name";
+        name = "application";
+    }
+    if (self->code == 0 && self->cancelled) {
+        self->code = 2478;
+        free(self->what);
+        self->what = es_strdup("Syncing operation has been cancelled");
+    }
+    if (self->code == 0) {
+        es_buf_puts(&out, "{\"status\":0,");
+        s_str(&out, name_key, name);
+    } else {
+        es_buf_printf(&out, "{\"code\":%d,", self->code);
+        s_str(&out, "message", self->what ? self->what : "sync failed");
+        es_buf_puts(&out, ",\"domain\":\"OfflineObjectsError\",\"status\":-1,\"userInfo\":{");
+        s_str(&out, strcmp(self->level, "object") == 0 ? "objectName" : "objectServiceName",
+              name);
+        es_buf_putc(&out, '}');
+    }
+    if (self->get_stats) {
+        es_buf_puts(&out, ",\"syncStats\":");
+        s_stats(self, name, &out);
+    }
+    if (self->errors.len)
+        es_buf_printf(&out, ",\"syncErrors\":{\"upload\":[],\"download\":[%s]}", self->errors.data);
+    if (self->warnings.len)
+        es_buf_printf(&out, ",\"warnings\":[%s]", self->warnings.data);
+    es_buf_putc(&out, '}');
+    free(self->result);
+    self->result = es_buf_steal(&out);
+    self->done = true;
+    return self->code;
+}

@@ -1,0 +1,73 @@
+//  orch_session - one sync session: its plan (objects and their phase), the progress events it
+//  publishes, the stats it accumulates and the result it ends with. Persisted as JSON in the
+//  "session" table at every step so a restarted daemon resumes it.
+#ifndef ORCH_SESSION_H
+#define ORCH_SESSION_H
+#include "common/es_buf.h"
+#include "protocol/es_msg.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum { SOBJ_PENDING = 0, SOBJ_RUNNING, SOBJ_DONE, SOBJ_FAILED, SOBJ_SKIPPED } sobj_state_t;
+
+typedef struct {
+    char service[ES_NAME_MAX + 1]; //  object service
+    char name[ES_NAME_MAX + 1];    //  object
+    sobj_state_t state;            //  download phase of this object
+    uint64_t job;                  //  job id while running (not persisted)
+    uint32_t batches;              //  committed batches
+    uint64_t records;              //  downloaded records
+    uint32_t attempts;             //  dispatches (a restart counts)
+} sobj_t;
+
+typedef struct session {
+    char id[ES_NAME_MAX + 1];      //  session id
+    char level[ES_KIND_MAX + 1];   //  app | service | object
+    char service[ES_NAME_MAX + 1]; //  entity service ("" at app level)
+    char object[ES_NAME_MAX + 1];  //  entity object ("" unless object level)
+    char sync_type[16];            //  fullSync | uploadOnly | downloadOnly
+    bool get_stats;                //  syncStats wanted in the result
+    char *options;                 //  syncOptions JSON as given
+    int64_t start_epoch_ms;        //  wall clock start
+    int64_t start_mono_ms;         //  monotonic start (elapsed time)
+    sobj_t *objs;                  //  objects in the plan
+    size_t nobjs;                  //  count
+    es_buf_t batches;              //  downloadStats entries, comma-separated JSON objects
+    es_buf_t errors;               //  syncErrors.download entries
+    es_buf_t warnings;             //  warnings, JSON strings
+    uint64_t downloaded;           //  total records downloaded
+    int32_t code;                  //  first failure code, 0 if none
+    char *what;                    //  its message
+    bool cancelled;                //  cancel requested
+    bool done;                     //  result sent
+    char *result;                  //  final result JSON once done
+    //  The client waiting for EVENT/RESULT messages (lost on a daemon restart).
+    char route[256];
+    size_t route_len;
+    uint64_t request_id;
+    struct session *next;          //  list of sessions
+} session_t;
+
+session_t *orch_session_new(const char *id, const char *level, const char *service,
+                            const char *object, const char *options);
+void orch_session_destroy(session_t **self_p);
+void orch_session_add_object(session_t *self, const char *service, const char *name);
+sobj_t *orch_session_object(session_t *self, const char *service, const char *name);
+//  True if the two sessions' entities overlap (same object, its service, or app level).
+bool orch_session_overlaps(const session_t *self, const char *level, const char *service,
+                           const char *object);
+//  True when no object is pending or running.
+bool orch_session_finished(const session_t *self);
+//  Session state as JSON (for the store and STATUS).
+void orch_session_to_json(const session_t *self, es_buf_t *out);
+//  Rebuild from to_json's output. NULL if malformed.
+session_t *orch_session_from_json(const char *json, size_t len);
+//  Event JSON for a step; extra is a JSON fragment of more keys (",\"k\":v" form) or "".
+void orch_session_event(const session_t *self, const char *phase, const char *state,
+                        const char *name, const char *extra, es_buf_t *out);
+//  Record one committed download batch.
+void orch_session_batch(session_t *self, const es_progress_t *p);
+//  Build the final success or failure object (SPEC 4.3/4.4) into self->result; returns code.
+int32_t orch_session_finish(session_t *self);
+
+#endif

@@ -1,0 +1,230 @@
+//  es_config - the configuration table and the "key = value" file reader.
+#include "common/es_config.h"
+#include "common/es_log.h"
+#include "common/es_mem.h"
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum { C_STR, C_INT, C_LEVEL } ctype_t;
+
+typedef struct {
+    const char *name;  //  key in the file
+    ctype_t type;      //  value type
+    int64_t min, max;  //  bounds of C_INT
+    const char *dflt;  //  default as text
+    const char *help;  //  one line for --help-config and the sample file
+} option_t;
+
+static const option_t s_options[] = {
+    {"data_dir", C_STR, 0, 0, "./edgesync-data", "directory of the LMDB store and ipc sockets"},
+    {"server_url", C_STR, 0, 0, "http://127.0.0.1:8088",
+     "backend base URL; object services are listed at <server_url>/appconfig"},
+    {"auth_token", C_STR, 0, 0, "", "token sent in <header_prefix>Authorization (never logged)"},
+    {"header_prefix", C_STR, 0, 0, "X-Voltmx-", "prefix of Foundry headers (X-Voltmx- or X-Kony-)"},
+    {"services", C_STR, 0, 0, "", "comma-separated object services to set up; empty = all"},
+    {"cmd_endpoint", C_STR, 0, 0, "", "command socket; empty = ipc://<data_dir>/cmd.sock"},
+    {"event_endpoint", C_STR, 0, 0, "", "event PUB socket; empty = ipc://<data_dir>/events.sock"},
+    {"download.workers", C_INT, 1, 16, "2", "download actor processes (objects downloaded in parallel)"},
+    {"store.map_size_mb", C_INT, 1, 1048576, "64", "initial LMDB map size in MiB"},
+    {"store.map_max_mb", C_INT, 1, 1048576, "16384", "LMDB map never grows past this (MiB)"},
+    {"http.connect_timeout_ms", C_INT, 100, 600000, "10000", "connect timeout per request"},
+    {"http.timeout_ms", C_INT, 100, 3600000, "60000", "total timeout per request"},
+    {"http.max_response_mb", C_INT, 1, 65536, "512", "responses larger than this are refused"},
+    {"retry.max_attempts", C_INT, 0, 100, "5", "retries of a transient failure per request"},
+    {"retry.base_ms", C_INT, 1, 600000, "200", "first retry delay; doubles each attempt, with jitter"},
+    {"retry.max_ms", C_INT, 1, 3600000, "10000", "longest retry delay (Retry-After may exceed it)"},
+    {"heartbeat.interval_ms", C_INT, 50, 60000, "1000", "actor heartbeat period"},
+    {"heartbeat.timeout_ms", C_INT, 200, 600000, "5000", "an actor silent this long is restarted"},
+    {"stop.grace_ms", C_INT, 0, 600000, "3000", "time an actor gets to stop before SIGKILL"},
+    {"log.level", C_LEVEL, 0, 0, "info", "error | warn | info | debug"},
+};
+#define NOPTIONS (sizeof s_options / sizeof s_options[0])
+
+struct es_config {
+    char *values[NOPTIONS]; //  current value of each option, as text
+    int64_t ints[NOPTIONS]; //  parsed value of C_INT options
+};
+
+static int
+s_find(const char *key)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strcmp(s_options[i].name, key) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int
+s_assign(es_config_t *self, int idx, const char *value, es_err_t *err)
+{
+    const option_t *o = &s_options[idx];
+    if (o->type == C_INT) {
+        errno = 0;
+        char *end;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || !*value)
+            return es_err_set(err, ES_ECONFIG, "%s: expected an integer, got '%s'", o->name, value);
+        if (v < o->min || v > o->max)
+            return es_err_set(err, ES_ECONFIG, "%s: must be %lld..%lld, got %lld", o->name,
+                              (long long)o->min, (long long)o->max, v);
+        self->ints[idx] = v;
+    } else if (o->type == C_LEVEL) {
+        if (es_log_level_parse(value) < 0)
+            return es_err_set(err, ES_ECONFIG, "%s: must be error, warn, info or debug, got '%s'",
+                              o->name, value);
+    }
+    free(self->values[idx]);
+    self->values[idx] = es_strdup(value);
+    return 0;
+}
+
+es_config_t *
+es_config_new(void)
+{
+    es_config_t *self = es_calloc(1, sizeof *self);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        int rc = s_assign(self, (int)i, s_options[i].dflt, NULL);
+        assert(rc == 0); //  defaults are ours
+        (void)rc;
+    }
+    return self;
+}
+
+void
+es_config_destroy(es_config_t **self_p)
+{
+    if (!*self_p)
+        return;
+    es_config_t *self = *self_p;
+    for (size_t i = 0; i < NOPTIONS; i++)
+        free(self->values[i]);
+    free(self);
+    *self_p = NULL;
+}
+
+int
+es_config_set(es_config_t *self, const char *key, const char *value, es_err_t *err)
+{
+    int idx = s_find(key);
+    if (idx < 0)
+        return es_err_set(err, ES_ECONFIG, "%s: unknown option", key);
+    return s_assign(self, idx, value, err);
+}
+
+static char *
+s_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+int
+es_config_load(es_config_t *self, const char *path, es_err_t *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return es_err_set(err, ES_ECONFIG, "%s: %s", path, strerror(errno));
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            rc = es_err_set(err, ES_ECONFIG, "%s:%d: line longer than %zu bytes", path, lineno,
+                            sizeof line - 2);
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *s = s_trim(line);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = es_err_set(err, ES_ECONFIG, "%s:%d: expected 'key = value', got '%s'", path,
+                            lineno, s);
+            break;
+        }
+        *eq = '\0';
+        char *key = s_trim(s), *value = s_trim(eq + 1);
+        //  Allow "quoted values" so a value may hold leading spaces or '#'.
+        size_t vn = strlen(value);
+        if (vn >= 2 && value[0] == '"' && value[vn - 1] == '"') {
+            value[vn - 1] = '\0';
+            value++;
+        }
+        if (es_config_set(self, key, value, err)) {
+            rc = es_err_prefix(err, "%s:%d", path, lineno);
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f))
+        rc = es_err_set(err, ES_ECONFIG, "%s: read error", path);
+    fclose(f);
+    return rc;
+}
+
+const char *
+es_config_str(const es_config_t *self, const char *key)
+{
+    int idx = s_find(key);
+    assert(idx >= 0);
+    return self->values[idx];
+}
+
+int64_t
+es_config_int(const es_config_t *self, const char *key)
+{
+    int idx = s_find(key);
+    assert(idx >= 0 && s_options[idx].type == C_INT);
+    return self->ints[idx];
+}
+
+static char *
+s_endpoint(const es_config_t *self, const char *key, const char *sock)
+{
+    const char *ep = es_config_str(self, key);
+    if (*ep)
+        return es_strdup(ep);
+    const char *dir = es_config_str(self, "data_dir");
+    if (dir[0] == '/')
+        return es_sprintf("ipc://%s/%s", dir, sock);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return es_sprintf("ipc://%s/%s", dir, sock);
+    const char *rel = strncmp(dir, "./", 2) == 0 ? dir + 2 : dir;
+    return es_sprintf("ipc://%s/%s/%s", cwd, rel, sock);
+}
+
+char *
+es_config_cmd_endpoint(const es_config_t *self)
+{
+    return s_endpoint(self, "cmd_endpoint", "cmd.sock");
+}
+
+char *
+es_config_event_endpoint(const es_config_t *self)
+{
+    return s_endpoint(self, "event_endpoint", "events.sock");
+}
+
+void
+es_config_help(FILE *out)
+{
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const option_t *o = &s_options[i];
+        fprintf(out, "# %s", o->help);
+        if (o->type == C_INT)
+            fprintf(out, " (%lld..%lld)", (long long)o->min, (long long)o->max);
+        fprintf(out, "\n%s = %s\n\n", o->name, o->dflt);
+    }
+}

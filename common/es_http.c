@@ -1,0 +1,268 @@
+//  es_http - libcurl multi wrapper: streamed bodies, bounded sizes, errors naming the URL.
+#include "common/es_http.h"
+#include "common/es_log.h"
+#include "common/es_mem.h"
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct req {
+    CURL *easy;                   //  the transfer
+    struct curl_slist *headers;   //  request headers
+    char *url;                    //  for error texts (never holds credentials)
+    char *body;                   //  request body copy
+    const es_http_cb_t *cb;       //  caller's callbacks
+    void *ctx;                    //  caller's context
+    char errbuf[CURL_ERROR_SIZE]; //  curl's text
+    es_http_result_t result;      //  filled as the transfer goes
+    size_t owner_max;             //  body limit
+    struct req *next;             //  in-flight list
+} req_t;
+
+struct es_http {
+    CURLM *multi;          //  all transfers
+    es_http_opts_t opts;   //  timeouts and limits
+    req_t *reqs;           //  in flight
+    size_t nreqs;          //  count of reqs
+};
+
+es_http_t *
+es_http_new(const es_http_opts_t *opts, es_err_t *err)
+{
+    static bool s_global_done = false;
+    if (!s_global_done) {
+        CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (rc != CURLE_OK) {
+            es_err_set(err, ES_EHTTP, "http: curl_global_init: %s", curl_easy_strerror(rc));
+            return NULL;
+        }
+        s_global_done = true;
+    }
+    es_http_t *self = es_calloc(1, sizeof *self);
+    self->opts = *opts;
+    self->multi = curl_multi_init();
+    if (!self->multi) {
+        free(self);
+        es_err_set(err, ES_EHTTP, "http: curl_multi_init failed");
+        return NULL;
+    }
+    return self;
+}
+
+static void
+s_req_free(es_http_t *self, req_t *r)
+{
+    CURLMcode mc = curl_multi_remove_handle(self->multi, r->easy);
+    if (mc != CURLM_OK)
+        es_log_warn("http: remove handle: %s", curl_multi_strerror(mc));
+    curl_easy_cleanup(r->easy);
+    curl_slist_free_all(r->headers);
+    free(r->url);
+    free(r->body);
+    free(r);
+}
+
+void
+es_http_abort_all(es_http_t *self)
+{
+    while (self->reqs) {
+        req_t *r = self->reqs;
+        self->reqs = r->next;
+        s_req_free(self, r);
+    }
+    self->nreqs = 0;
+}
+
+void
+es_http_destroy(es_http_t **self_p)
+{
+    if (!*self_p)
+        return;
+    es_http_t *self = *self_p;
+    es_http_abort_all(self);
+    curl_multi_cleanup(self->multi);
+    free(self);
+    *self_p = NULL;
+}
+
+static size_t
+s_on_write(char *data, size_t size, size_t nmemb, void *userp)
+{
+    req_t *r = userp;
+    size_t len = size * nmemb;
+    r->result.bytes += len;
+    //  Refuse over-limit bodies before the caller sees them.
+    if (r->result.bytes > r->owner_max) {
+        r->result.data_failed = true;
+        es_err_set(&r->result.err, ES_EHTTP, "response larger than %zu bytes", r->owner_max);
+        return 0;
+    }
+    if (r->cb->on_data && r->cb->on_data(r->ctx, data, len, &r->result.err)) {
+        r->result.data_failed = true;
+        return 0;
+    }
+    return len;
+}
+
+static size_t
+s_on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+    req_t *r = userp;
+    size_t len = size * nmemb;
+    static const char name[] = "retry-after:";
+    if (len > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
+        char tmp[32];
+        size_t n = len - (sizeof name - 1);
+        if (n >= sizeof tmp)
+            n = sizeof tmp - 1;
+        memcpy(tmp, data + sizeof name - 1, n);
+        tmp[n] = '\0';
+        char *end;
+        long v = strtol(tmp, &end, 10);
+        //  Only the delta-seconds form; an HTTP date falls back to our own backoff.
+        if (end != tmp && v >= 0)
+            r->result.retry_after_s = v;
+    }
+    return len;
+}
+
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        CURLcode c_ = curl_easy_setopt(r->easy, opt, val);                                         \
+        if (c_ != CURLE_OK) {                                                                      \
+            es_err_set(err, ES_EHTTP, "http: %s: setopt " #opt ": %s", url,                        \
+                       curl_easy_strerror(c_));                                                    \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+int
+es_http_start(es_http_t *self, const char *url, const char *body, size_t body_len,
+              const char *const *headers, size_t nheaders, const es_http_cb_t *cb, void *ctx,
+              es_err_t *err)
+{
+    assert(self && url && cb);
+    req_t *r = es_calloc(1, sizeof *r);
+    r->cb = cb;
+    r->ctx = ctx;
+    r->url = es_strdup(url);
+    r->owner_max = self->opts.max_response;
+    r->result.retry_after_s = -1;
+    r->easy = curl_easy_init();
+    if (!r->easy) {
+        es_err_set(err, ES_EHTTP, "http: %s: curl_easy_init failed", url);
+        goto fail;
+    }
+    for (size_t i = 0; i < nheaders; i++) {
+        struct curl_slist *h = curl_slist_append(r->headers, headers[i]);
+        if (!h) {
+            es_err_set(err, ES_EHTTP, "http: %s: cannot add header", url);
+            goto fail;
+        }
+        r->headers = h;
+    }
+    SETOPT(CURLOPT_URL, r->url);
+    SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, self->opts.connect_timeout_ms);
+    SETOPT(CURLOPT_TIMEOUT_MS, self->opts.timeout_ms);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_WRITEFUNCTION, s_on_write);
+    SETOPT(CURLOPT_WRITEDATA, r);
+    SETOPT(CURLOPT_HEADERFUNCTION, s_on_header);
+    SETOPT(CURLOPT_HEADERDATA, r);
+    SETOPT(CURLOPT_HTTPHEADER, r->headers);
+    SETOPT(CURLOPT_ACCEPT_ENCODING, "");
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    if (body) {
+        r->body = es_malloc(body_len + 1);
+        memcpy(r->body, body, body_len);
+        r->body[body_len] = '\0';
+        SETOPT(CURLOPT_POST, 1L);
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        SETOPT(CURLOPT_POSTFIELDS, r->body);
+    }
+    CURLMcode mc = curl_multi_add_handle(self->multi, r->easy);
+    if (mc != CURLM_OK) {
+        es_err_set(err, ES_EHTTP, "http: %s: %s", url, curl_multi_strerror(mc));
+        goto fail;
+    }
+    r->next = self->reqs;
+    self->reqs = r;
+    self->nreqs++;
+    return 0;
+fail:
+    if (r->easy)
+        curl_easy_cleanup(r->easy);
+    curl_slist_free_all(r->headers);
+    free(r->url);
+    free(r->body);
+    free(r);
+    return -1;
+}
+
+size_t
+es_http_active(const es_http_t *self)
+{
+    return self->nreqs;
+}
+
+int
+es_http_wait(es_http_t *self, struct curl_waitfd *extra, unsigned nextra, int timeout_ms,
+             es_err_t *err)
+{
+    int numfds = 0;
+    CURLMcode mc = curl_multi_poll(self->multi, extra, nextra, timeout_ms, &numfds);
+    if (mc != CURLM_OK)
+        return es_err_set(err, ES_EHTTP, "http: poll: %s", curl_multi_strerror(mc));
+    return 0;
+}
+
+static void
+s_finish(es_http_t *self, req_t *r, CURLcode code)
+{
+    es_http_result_t *res = &r->result;
+    res->curl_code = code;
+    long status = 0;
+    if (curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
+        res->status = status;
+    double secs = 0;
+    if (curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &secs) == CURLE_OK)
+        res->seconds = secs;
+    if (res->data_failed) {
+        es_err_prefix(&res->err, "http: %s", r->url);
+    } else if (code != CURLE_OK) {
+        es_err_set(&res->err, code == CURLE_OPERATION_TIMEDOUT ? ES_ETIMEOUT : ES_EHTTP,
+                   "http: %s: %s", r->url, r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
+    } else {
+        es_err_clear(&res->err);
+    }
+    //  Unlink first: on_done may start the next request.
+    req_t **pp = &self->reqs;
+    while (*pp != r)
+        pp = &(*pp)->next;
+    *pp = r->next;
+    self->nreqs--;
+    r->cb->on_done(r->ctx, res);
+    s_req_free(self, r);
+}
+
+void
+es_http_perform(es_http_t *self)
+{
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(self->multi, &running);
+    if (mc != CURLM_OK)
+        es_log_warn("http: perform: %s", curl_multi_strerror(mc));
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(self->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        req_t *r = self->reqs;
+        while (r && r->easy != m->easy_handle)
+            r = r->next;
+        if (r)
+            s_finish(self, r, m->data.result);
+    }
+}

@@ -1,0 +1,54 @@
+//  es_http - HTTP requests on libcurl's multi interface, driven from an actor's single loop:
+//  bodies are streamed to a callback as they arrive, nothing blocks.
+#ifndef ES_HTTP_H
+#define ES_HTTP_H
+#include "common/es_err.h"
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct es_http es_http_t;
+
+typedef struct {
+    long connect_timeout_ms; //  CURLOPT_CONNECTTIMEOUT_MS
+    long timeout_ms;         //  CURLOPT_TIMEOUT_MS
+    size_t max_response;     //  bodies over this many bytes are refused
+} es_http_opts_t;
+
+typedef struct {
+    CURLcode curl_code;   //  CURLE_OK if the transfer completed
+    long status;          //  HTTP status, 0 if none
+    size_t bytes;         //  body bytes received
+    double seconds;       //  total transfer time
+    long retry_after_s;   //  Retry-After header in seconds, -1 if absent
+    bool data_failed;     //  the data callback refused the body (see err)
+    es_err_t err;         //  set unless the transfer completed with a 2xx-5xx status
+} es_http_result_t;
+
+typedef struct {
+    //  Next piece of the body. Return 0, or -1 with err set to abort the transfer.
+    int (*on_data)(void *ctx, const char *data, size_t len, es_err_t *err);
+    //  The request ended (success or not); the request is freed after this returns.
+    void (*on_done)(void *ctx, const es_http_result_t *result);
+} es_http_cb_t;
+
+es_http_t *es_http_new(const es_http_opts_t *opts, es_err_t *err);
+void es_http_destroy(es_http_t **self_p);
+
+//  Start a POST (body copied; may be NULL for GET) with extra headers ("Name: value" strings,
+//  nheaders of them, copied). cb and ctx are borrowed until on_done. 0 or -1 with err.
+int es_http_start(es_http_t *self, const char *url, const char *body, size_t body_len,
+                  const char *const *headers, size_t nheaders, const es_http_cb_t *cb, void *ctx,
+                  es_err_t *err);
+//  Requests in flight.
+size_t es_http_active(const es_http_t *self);
+//  Wait up to timeout_ms for network activity or for one of the extra fds to become readable
+//  (curl_multi_poll). Returns -1 with err on failure.
+int es_http_wait(es_http_t *self, struct curl_waitfd *extra, unsigned nextra, int timeout_ms,
+                 es_err_t *err);
+//  Advance transfers and run on_done for finished ones. Never blocks.
+void es_http_perform(es_http_t *self);
+//  Abort every request in flight (on_done is not called).
+void es_http_abort_all(es_http_t *self);
+
+#endif

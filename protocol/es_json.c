@@ -1,0 +1,45 @@
+//  es_json - compact JSON writer for yajl_tree values.
+#include "protocol/es_json.h"
+#include <string.h>
+
+void
+es_json_write(es_buf_t *out, yajl_val v)
+{
+    if (!v || YAJL_IS_NULL(v)) {
+        es_buf_puts(out, "null");
+    } else if (YAJL_IS_STRING(v)) {
+        es_buf_json_str(out, v->u.string, strlen(v->u.string));
+    } else if (YAJL_IS_NUMBER(v)) {
+        es_buf_puts(out, v->u.number.r);
+    } else if (YAJL_IS_TRUE(v)) {
+        es_buf_puts(out, "true");
+    } else if (YAJL_IS_FALSE(v)) {
+        es_buf_puts(out, "false");
+    } else if (YAJL_IS_ARRAY(v)) {
+        es_buf_putc(out, '[');
+        es_json_write_elements(out, v);
+        es_buf_putc(out, ']');
+    } else {
+        es_buf_putc(out, '{');
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            if (i)
+                es_buf_putc(out, ',');
+            es_buf_json_str(out, v->u.object.keys[i], strlen(v->u.object.keys[i]));
+            es_buf_putc(out, ':');
+            es_json_write(out, v->u.object.values[i]);
+        }
+        es_buf_putc(out, '}');
+    }
+}
+
+void
+es_json_write_elements(es_buf_t *out, yajl_val v)
+{
+    if (!v || !YAJL_IS_ARRAY(v))
+        return;
+    for (size_t i = 0; i < v->u.array.len; i++) {
+        if (i)
+            es_buf_putc(out, ',');
+        es_json_write(out, v->u.array.values[i]);
+    }
+}
