@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yajl/yajl_tree.h>
 
 enum { OP_PUT = 1, OP_DEL = 2 };
@@ -178,11 +179,13 @@ s_load_ctx(download_t *self, es_err_t *err)
     const char *cp[] = {"delta_context", NULL};
     yajl_val delta = root ? yajl_tree_get(root, dp, yajl_t_string) : NULL;
     yajl_val partial = root ? yajl_tree_get(root, pp, yajl_t_object) : NULL;
-    if (delta)
-        j->delta = es_strdup(YAJL_GET_STRING(delta));
+    const char *dtext = delta ? YAJL_GET_STRING(delta) : NULL;
+    if (dtext)
+        j->delta = es_strdup(dtext);
     yajl_val psess = partial ? yajl_tree_get(partial, sp, yajl_t_string) : NULL;
     yajl_val pctx = partial ? yajl_tree_get(partial, cp, yajl_t_object) : NULL;
-    bool same = psess && strcmp(YAJL_GET_STRING(psess), j->session) == 0;
+    const char *stext = psess ? YAJL_GET_STRING(psess) : NULL;
+    bool same = stext && strcmp(stext, j->session) == 0;
     if (pctx && (same || j->opts.preserve_batch_context)) {
         es_buf_puts(&j->body, "{\"delta_context\":");
         es_json_write(&j->body, pctx);
@@ -571,7 +574,7 @@ s_start_job(download_t *self, const es_download_t *d)
         names[i] = j->meta->objects[i].name;
     int vmx = 0;
     int rc = es_syncopts_parse(&j->opts, d->options.ptr, d->options.len, ES_SYNCOPTS_SERVICE,
-                               names, j->meta->nobjects, &err, &vmx);
+                               (const char *const *)names, j->meta->nobjects, &err, &vmx);
     free(names);
     if (rc) {
         free(base);
@@ -579,7 +582,10 @@ s_start_job(download_t *self, const es_download_t *d)
         return;
     }
     j->opts_parsed = true;
-    const char *filter = es_syncopts_filter(&j->opts, j->object);
+    const char *filter = NULL;
+    for (size_t i = 0; i < j->opts.nfilters; i++)
+        if (strcmp(j->opts.filters[i].key, j->object) == 0)
+            filter = j->opts.filters[i].value;
     j->filter = filter ? es_strdup(filter) : NULL;
     //  URL: user query params, then $filter, $expand, $batchsize (SPEC 3.6.1).
     es_buf_t url;

@@ -321,8 +321,17 @@ s_dispatch(orch_t *self)
             d->job = ++self->next_job;
             snprintf(d->service, sizeof d->service, "%s", o->service);
             snprintf(d->object, sizeof d->object, "%s", o->name);
-            //  App level: each service's own options are in objectServicesOptions.
-            d->options = (es_slice_t){s->options, strlen(s->options)};
+            //  The session keeps {service: normalised options}; the job gets its service's.
+            es_buf_reset(&self->scratch);
+            yajl_val all = yajl_tree_parse(s->options, NULL, 0);
+            const char *path[] = {o->service, NULL};
+            yajl_val mine = all ? yajl_tree_get(all, path, yajl_t_object) : NULL;
+            if (mine)
+                es_json_write(&self->scratch, mine);
+            else
+                es_buf_puts(&self->scratch, "{}");
+            yajl_tree_free(all);
+            d->options = (es_slice_t){self->scratch.data, self->scratch.len};
             es_err_t err;
             if (es_msg_send(self->work, a->route, strlen(a->route), &m, &err)) {
                 es_log_warn("dispatch to %s: %s", a->route, err.what);
@@ -503,10 +512,11 @@ s_fail(orch_t *self, const client_t *c, int32_t code, const char *message, const
     free(body);
 }
 
-//  Validate options for one service (names of its objects), fill the session's flags.
+//  Validate one service's options (names of its objects), fill the session's flags and append
+//  the normalised options (service-level shape, which actors parse) to norm.
 static int
 s_check_options(session_t *s, const es_meta_t *meta, const char *level, const char *options,
-                int32_t *code, es_err_t *err)
+                es_buf_t *norm, int32_t *code, es_err_t *err)
 {
     const char **names = es_malloc((meta->nobjects + 1) * sizeof *names);
     for (size_t i = 0; i < meta->nobjects; i++)
@@ -516,22 +526,21 @@ s_check_options(session_t *s, const es_meta_t *meta, const char *level, const ch
     int rc = es_syncopts_parse(&o, options, strlen(options),
                                strcmp(level, "object") == 0 ? ES_SYNCOPTS_OBJECT
                                                             : ES_SYNCOPTS_SERVICE,
-                               names, meta->nobjects, err, &vmx);
+                               (const char *const *)names, meta->nobjects, err, &vmx);
     free(names);
     if (rc) {
         *code = vmx ? vmx : 2304;
         return -1;
     }
     s->get_stats = o.get_sync_stats;
-    snprintf(s->sync_type, sizeof s->sync_type, "%s",
-             o.sync_type == ES_SYNC_UPLOAD_ONLY     ? "uploadOnly"
-             : o.sync_type == ES_SYNC_DOWNLOAD_ONLY ? "downloadOnly"
-                                                    : "fullSync");
+    snprintf(s->sync_type, sizeof s->sync_type, "%s", es_syncopts_type_name(o.sync_type));
     for (size_t i = 0; i < o.nwarnings; i++) {
         if (s->warnings.len)
             es_buf_putc(&s->warnings, ',');
         es_buf_json_str(&s->warnings, o.warnings[i], strlen(o.warnings[i]));
     }
+    o.level = ES_SYNCOPTS_SERVICE;
+    es_syncopts_to_json(&o, norm);
     es_syncopts_release(&o);
     return 0;
 }
@@ -580,7 +589,38 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
     char id[64];
     snprintf(id, sizeof id, "s%lld-%u", (long long)time(NULL), ++self->session_seq);
     session_t *s = orch_session_new(id, level, app ? "" : req->service, obj ? req->object : "",
-                                    options);
+                                    "{}");
+    //  App level: each service's options come from objectServicesOptions (SPEC 2.3).
+    es_syncopts_app_t appo;
+    memset(&appo, 0, sizeof appo);
+    if (app) {
+        const char **snames = es_malloc((nservices + 1) * sizeof *snames);
+        es_buf_t copy;
+        es_buf_init(&copy);
+        es_buf_append(&copy, names.data, names.len);
+        size_t k = 0;
+        char *sv = NULL;
+        for (char *n = strtok_r(copy.data, "\n", &sv); n; n = strtok_r(NULL, "\n", &sv))
+            snames[k++] = n;
+        int vmx = 0;
+        int rc = es_syncopts_app_parse(&appo, options, strlen(options),
+                                       (const char *const *)snames, k, &err, &vmx);
+        free(snames);
+        es_buf_release(&copy);
+        if (rc) {
+            s_fail(self, c, vmx ? vmx : 2482, err.what, "name", "application");
+            orch_session_destroy(&s);
+            goto done;
+        }
+        for (size_t i = 0; i < appo.nwarnings; i++) {
+            if (s->warnings.len)
+                es_buf_putc(&s->warnings, ',');
+            es_buf_json_str(&s->warnings, appo.warnings[i], strlen(appo.warnings[i]));
+        }
+    }
+    es_buf_t norm;
+    es_buf_init(&norm);
+    es_buf_putc(&norm, '{');
     char *save = NULL;
     for (char *svc_name = strtok_r(names.data, "\n", &save); svc_name;
          svc_name = strtok_r(NULL, "\n", &save)) {
@@ -588,18 +628,32 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
         if (!meta) {
             s_fail(self, c, err.code == ES_ENOTFOUND ? 2483 : 2000, err.what, key, name);
             orch_session_destroy(&s);
+            es_buf_release(&norm);
+            es_syncopts_app_release(&appo);
             goto done;
         }
         int32_t code = 0;
-        //  App level: a service's options come from objectServicesOptions (issue: app options);
-        //  until then every service syncs with the session's options.
-        if (s_check_options(s, meta, app ? "service" : level, options, &code, &err)) {
+        const char *sopts = options;
+        for (size_t i = 0; app && i < appo.nservices; i++)
+            if (strcmp(appo.services[i].key, svc_name) == 0)
+                sopts = appo.services[i].value;
+        if (app && sopts == options)
+            sopts = "{}";
+        if (norm.len > 1)
+            es_buf_putc(&norm, ',');
+        es_buf_json_str(&norm, svc_name, strlen(svc_name));
+        es_buf_putc(&norm, ':');
+        if (s_check_options(s, meta, app ? "service" : level, sopts, &norm, &code, &err)) {
             s_fail(self, c, code, err.what, key, name);
             es_meta_destroy(&meta);
             orch_session_destroy(&s);
+            es_buf_release(&norm);
+            es_syncopts_app_release(&appo);
             goto done;
         }
         if (obj && !es_meta_object(meta, req->object)) {
+            es_buf_release(&norm);
+            es_syncopts_app_release(&appo);
             char *msg = es_sprintf("object '%s' is not an object of service '%s'", req->object,
                                    svc_name);
             s_fail(self, c, 2400, msg, key, name);
@@ -613,6 +667,10 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
                 orch_session_add_object(s, svc_name, meta->objects[i].name);
         es_meta_destroy(&meta);
     }
+    es_syncopts_app_release(&appo);
+    es_buf_putc(&norm, '}');
+    free(s->options);
+    s->options = es_buf_steal(&norm);
     //  Upload has nothing to send until local changes exist (upload issue); uploadOnly skips
     //  the download of every object.
     if (strcmp(s->sync_type, "uploadOnly") == 0)
@@ -623,7 +681,7 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
     s->request_id = c->request_id;
     s->next = self->sessions;
     self->sessions = s;
-    char body[128];
+    char body[ES_NAME_MAX + 32];
     snprintf(body, sizeof body, "{\"session\":\"%s\"}", s->id);
     s_reply(self, c->route, c->route_len, c->request_id, 0, "", body);
     es_buf_t extra;

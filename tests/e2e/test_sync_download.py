@@ -1,0 +1,113 @@
+"""End to end: real edgesync-server, edgesyncd with its actor processes, and the edgesync CLI.
+Service-level and object-level downloadOnly syncs of 25,000 records, server-side creates,
+updates and deletes, delta syncs, and a record-by-record comparison of the local store with the
+server after each step."""
+import json
+import sys
+
+from eslib import Env, check, finish, same_records
+
+bindir = sys.argv[1]
+SVC = "SampleSvc"
+OBJS = ["Customer", "Product", "OrderLine"]
+
+env = Env(bindir, generate="10000")
+try:
+    rc, out, err = env.cli("setup")
+    check(rc == 0, f"setup: rc {rc} {err}")
+    services = json.loads(out)["services"] if rc == 0 else []
+    check([s["name"] for s in services] == [SVC], f"setup services: {out}")
+
+    # 1. Service level, several batches per object, stats requested.
+    rc, out, err = env.cli("sync", SVC, "--options",
+                           '{"syncType":"downloadOnly","downloadBatchSize":700,'
+                           '"getSyncStats":true}', "--json")
+    check(rc == 0, f"service sync rc {rc}: {err[-2000:]}")
+    res = json.loads(out) if out.strip() else {}
+    check(res.get("status") == 0 and res.get("objectServiceName") == SVC, f"result {out[:300]}")
+    stats = res.get("syncStats", {})
+    total = sum(len(env.server_records(SVC, o)) for o in OBJS)
+    check(total >= 25000, f"server has {total} records")
+    check(stats.get("totalDownloadedRecords") == total,
+          f"stats downloaded {stats.get('totalDownloadedRecords')} != {total}")
+    batches = stats.get("downloadStats", [])
+    check(len(batches) >= 3 * (10000 // 700), f"{len(batches)} batches")
+    check(all(b["numberOfRecords"] <= 700 for b in batches), "batch sizes bounded")
+    events = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
+    phases = [(e["phase"], e["state"]) for e in events]
+    check(phases[0] == ("Sync", "Started") and phases[-1] == ("Sync", "Ended"),
+          f"event order {phases[:2]} .. {phases[-2:]}")
+    check(phases.count(("Download", "Ended")) == len(batches), "one Ended event per batch")
+    for o in OBJS:
+        check(same_records(env.local_records(SVC, o), env.server_records(SVC, o)),
+              f"{o}: local == server after initial sync")
+
+    # 2. Server-side changes, then a delta sync downloads only what changed.
+    cust = env.server_records(SVC, "Customer")
+    env.admin_post(f"/admin/records/{SVC}/Customer", {"op": "delete", "record": {"id": cust[0]["id"]}})
+    upd = dict(cust[1]); upd["city"] = "Changed City"; upd["balance"] = 12.5
+    env.admin_post(f"/admin/records/{SVC}/Customer", {"op": "update", "record": upd})
+    new = dict(cust[2]); new["id"] = 99999999; new["name"] = "New Customer"
+    env.admin_post(f"/admin/records/{SVC}/Customer", {"op": "create", "record": new})
+    ol = env.server_records(SVC, "OrderLine")
+    env.admin_post(f"/admin/records/{SVC}/OrderLine", {"op": "delete", "record":
+                   {"orderId": ol[5]["orderId"], "lineNo": ol[5]["lineNo"]}})
+    rc, out, err = env.cli("sync", SVC, "--options",
+                           '{"syncType":"downloadOnly","getSyncStats":true}', "--json")
+    check(rc == 0, f"delta sync rc {rc}: {err[-1000:]}")
+    res = json.loads(out) if out.strip() else {}
+    got = res.get("syncStats", {}).get("totalDownloadedRecords")
+    check(got == 4, f"delta downloaded {got} records, expected 4 (create, update, 2 deletes)")
+    for o in OBJS:
+        check(same_records(env.local_records(SVC, o), env.server_records(SVC, o)),
+              f"{o}: local == server after delta sync")
+    loc = env.local_records(SVC, "Customer", json.dumps(upd["id"]))
+    check(len(loc) == 1 and loc[0]["city"] == "Changed City", f"get by pk: {loc}")
+
+    # 3. Object level with a filter: a new filter has no delta, so a full (filtered) download.
+    rc, out, err = env.cli("sync", SVC, "Product", "--options",
+                           '{"syncType":"downloadOnly","filter":"price gt 50",'
+                           '"getSyncStats":true,"downloadBatchSize":"300"}', "--json")
+    check(rc == 0, f"object sync rc {rc}: {err[-1000:]}")
+    res = json.loads(out) if out.strip() else {}
+    check(res.get("name") == "Product", f"object result names the object: {out[:200]}")
+    expect = [p for p in env.server_records(SVC, "Product") if p["price"] > 50]
+    check(res.get("syncStats", {}).get("totalDownloadedRecords") == len(expect),
+          f"filtered download {res.get('syncStats', {}).get('totalDownloadedRecords')} != {len(expect)}")
+    check(same_records(env.local_records(SVC, "Product"), env.server_records(SVC, "Product")),
+          "Product: still equal")
+    rc, out, err = env.cli("get", SVC, "Product", "--filter", "price gt 50")
+    check(rc == 0 and len(json.loads(out)["records"]) == len(expect), "local filtered get")
+
+    # 4. Stats kept by the stats actor.
+    rc, out, err = env.cli("stats", SVC)
+    check(rc == 0 and json.loads(out).get("name") == SVC, f"stats {SVC}: {rc} {out[:200]} {err}")
+
+    # 5. Bad input: unknown service, unknown object, invalid syncType, bad JSON.
+    rc, out, err = env.cli("sync", "NoSuchSvc")
+    check(rc == 1 and '"code":2483' in out.replace(" ", ""), f"unknown service: {rc} {out}")
+    rc, out, err = env.cli("sync", SVC, "NoSuchObj")
+    check(rc == 1 and "NoSuchObj" in out, f"unknown object: {rc} {out}")
+    rc, out, err = env.cli("sync", SVC, "--options", '{"syncType":"fullsync"}')
+    check(rc == 1 and "2477" in out and "fullsync" in out, f"bad syncType: {rc} {out}")
+    rc, out, err = env.cli("sync", SVC, "--options", '{"syncType":')
+    check(rc == 2, f"bad options JSON is a usage error: {rc}")
+    rc, out, err = env.cli("status")
+    check(rc == 0 and '"ready"' in out, "daemon still serving after bad input")
+finally:
+    env.close()
+
+# 6. Wrong token: the sync fails with a clear error, the daemon keeps running.
+env = Env(bindir, generate="50", token="right-token")
+try:
+    with open(env.conf, "a") as f:
+        f.write("auth_token = wrong-token\n")
+    env.stop_daemon()
+    env.start_daemon()
+    rc, out, err = env.cli("setup")
+    check(rc != 0 and "credentials" in (out + err), f"wrong token setup: {rc} {out} {err}")
+    rc, out, err = env.cli("status")
+    check(rc == 0, "daemon alive after refused setup")
+finally:
+    env.close()
+finish()
