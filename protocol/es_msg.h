@@ -137,7 +137,8 @@ void es_msg_init(es_msg_t *msg, es_msg_type_t type, uint64_t request_id);
 int es_msg_encode(const es_msg_t *msg, es_buf_t *out, es_err_t *err);
 //  Decode one frame into msg. Slices point into data. -1 with err (ES_EPROTO) naming
 //  "TYPE.field: what was expected" on any malformed input: wrong version, unknown type,
-//  trailing bytes, missing field, wrong type, over-long string. Unknown keys are skipped.
+//  trailing bytes, missing field, wrong type, over-long string. Unknown keys are skipped;
+//  a key given twice: the last value wins.
 int es_msg_decode(es_msg_t *msg, const void *data, size_t len, es_err_t *err);
 
 //  Send msg on a ZeroMQ socket, preceded by a routing frame when route is not NULL (ROUTER).

@@ -1,1 +1,820 @@
-//  es_store - (being written)
+//  es_store - the one LMDB environment: open it, hand out transactions, cache table handles,
+//  and grow the map when a write transaction runs out of room.
+//
+//  Table handles (MDB_dbi) are the subtle part. In LMDB a transaction sees exactly the handles
+//  that were open in the environment when it began, plus the ones it opens itself; a handle it
+//  opens is only kept if it commits (for a read txn too); and opening handles must not overlap
+//  between transactions of one process (LMDB picks the slot from the transaction's own view).
+//  So, under self->lock:
+//  - a "generation" counts commits that kept new handles; each txn remembers the generation it
+//    began at and uses only cached handles from that generation or older;
+//  - a write txn opens a missing table itself (with MDB_CREATE for puts); the handle enters the
+//    cache only when that txn commits. Write txns only begin while no read txn is an "opener",
+//    and read txns never open handles while a write txn is alive, so a write txn's view of the
+//    handles never goes stale;
+//  - a read txn that needs a table first checks whether the table exists in its snapshot (a key
+//    of the main database). If it does, the read txn opens the handle itself and becomes the
+//    process's one "opener" until it ends; its end is an LMDB commit, which keeps the handle.
+//    A read txn whose view went stale is renewed if it has not read anything yet, else it fails
+//    with ES_EBUSY ("retry") - a narrow race between threads, impossible in one-thread actors.
+//  Growing the map (mdb_env_set_mapsize) needs no live txn in the process: new txns wait while
+//  it runs, and it waits for the live ones to end.
+#include "store/es_store.h"
+#include "common/es_log.h"
+#include "common/es_mem.h"
+#include <assert.h>
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAIN_DBI 1   //  LMDB's main database: named tables are its keys
+#define S_MAX_DBS 2048 //  tables are per object, two per object
+#define S_SLOTS 4096   //  hash slots for the handle cache, > S_MAX_DBS
+#define S_NAME_MAX 511 //  LMDB's default max key size bounds table names
+#define S_MIB ((size_t)1 << 20)
+#define S_DEFAULT_MAP (64 * S_MIB)
+#define S_DEFAULT_MAP_MAX ((size_t)16 << 30)
+#define S_RESIZED_RETRIES 16 //  another process growing the map again and again
+
+typedef struct {
+    char *name;   //  table name (owned); NULL = empty slot
+    MDB_dbi dbi;  //  LMDB handle
+    uint64_t gen; //  generation whose commit made the handle visible
+} s_table_t;
+
+struct es_store {
+    MDB_env *env;         //  the environment
+    char *path;           //  data_dir/<file>
+    size_t map_max;       //  growth cap in bytes
+    size_t map_size;      //  current map size in bytes (under lock)
+    bool read_only;       //  opened with MDB_RDONLY
+    pthread_mutex_t lock; //  guards everything below
+    pthread_cond_t cond;  //  signalled whenever a txn ends or a resize finishes
+    s_table_t *tables;    //  handle cache, open addressing, S_SLOTS
+    uint64_t gen;         //  commits that kept new handles
+    es_txn_t *live;       //  live transactions (list through prev/next)
+    size_t nlive;         //  length of live
+    size_t writers;       //  write txns begun or beginning
+    es_txn_t *opener;     //  read txn holding newly opened handles, or NULL
+    bool resizing;        //  a map resize is waiting for or running without txns
+};
+
+struct es_txn {
+    es_store_t *store;     //  owner store (borrowed)
+    MDB_txn *txn;          //  LMDB transaction; NULL once it died (failed renew)
+    bool write;            //  write transaction
+    bool map_full;         //  an operation hit MDB_MAP_FULL (es_store_write grows, retries)
+    uint64_t gen;          //  store generation this txn's handle view matches
+    size_t map_size;       //  map size when the txn began (to grow only once per fill)
+    size_t ops;            //  answers given from this snapshot (renew only while 0)
+    pthread_t owner;       //  thread that began it (to refuse self-deadlocking waits)
+    es_txn_t *prev, *next; //  in store->live
+    s_table_t *pending;    //  handles opened in this txn, cached only on commit
+    size_t npending, cpending;
+    const char *memo_name; //  last table resolved (cache- or pending-owned string)
+    MDB_dbi memo_dbi;      //  its handle
+};
+
+//  --------------------------------------------------------------------------
+//  Handle cache (call with self->lock held)
+
+static size_t
+s_hash(const char *name)
+{
+    uint64_t h = 14695981039346656037ULL; //  FNV-1a
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)(h & (S_SLOTS - 1));
+}
+
+static s_table_t *
+s_cache_find(es_store_t *self, const char *name)
+{
+    for (size_t i = s_hash(name), n = 0; n < S_SLOTS; i = (i + 1) & (S_SLOTS - 1), n++) {
+        if (!self->tables[i].name)
+            return NULL;
+        if (strcmp(self->tables[i].name, name) == 0)
+            return &self->tables[i];
+    }
+    return NULL;
+}
+
+//  Takes ownership of name. LMDB caps handles at S_MAX_DBS < S_SLOTS, so a slot is always free.
+static void
+s_cache_add(es_store_t *self, char *name, MDB_dbi dbi, uint64_t gen)
+{
+    size_t i = s_hash(name);
+    while (self->tables[i].name) {
+        if (strcmp(self->tables[i].name, name) == 0) {
+            //  Reopening a name LMDB already had open returns the same handle.
+            self->tables[i].dbi = dbi;
+            free(name);
+            return;
+        }
+        i = (i + 1) & (S_SLOTS - 1);
+    }
+    self->tables[i] = (s_table_t){name, dbi, gen};
+}
+
+//  --------------------------------------------------------------------------
+//  Errors
+
+static int
+s_fail(es_err_t *err, const char *op, const char *subject, int rc)
+{
+    return es_err_set(err, ES_ESTORE, "store: %s %s: %s", op, subject, mdb_strerror(rc));
+}
+
+static bool
+s_this_thread_holds(es_store_t *self, bool write_only)
+{
+    pthread_t me = pthread_self();
+    for (es_txn_t *t = self->live; t; t = t->next)
+        if (pthread_equal(t->owner, me) && (t->write || !write_only))
+            return true;
+    return false;
+}
+
+//  --------------------------------------------------------------------------
+//  Store
+
+const char *
+es_store_path(const es_store_t *self)
+{
+    assert(self);
+    return self->path;
+}
+
+static size_t
+s_env_map_size(MDB_env *env)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(env, &info))
+        return 0;
+    return info.me_mapsize;
+}
+
+es_store_t *
+es_store_new(const char *data_dir, const es_store_opts_t *opts, es_err_t *err)
+{
+    assert(data_dir);
+    es_store_opts_t defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    const char *file = opts->file ? opts->file : "edgesync.mdb";
+    if (!*file || strchr(file, '/'))
+        return es_err_set(err, ES_EINVAL, "store: file name '%s': must be a plain name", file),
+               NULL;
+
+    es_store_t *self = es_calloc(1, sizeof *self);
+    self->path = es_sprintf("%s/%s", data_dir, file);
+    self->map_max = opts->map_max ? opts->map_max : S_DEFAULT_MAP_MAX;
+    self->read_only = opts->read_only;
+    size_t map_size = opts->map_size ? opts->map_size : S_DEFAULT_MAP;
+    if (map_size > self->map_max)
+        map_size = self->map_max;
+    self->tables = es_calloc(S_SLOTS, sizeof *self->tables);
+    //  The destructor needs these initialised before any failure below.
+    if (pthread_mutex_init(&self->lock, NULL) || pthread_cond_init(&self->cond, NULL)) {
+        es_err_set(err, ES_ESYS, "store: open %s: cannot create mutex", self->path);
+        free(self->tables);
+        free(self->path);
+        free(self);
+        return NULL;
+    }
+
+    int rc = mdb_env_create(&self->env);
+    if (rc) {
+        self->env = NULL;
+        s_fail(err, "open", self->path, rc);
+        es_store_destroy(&self);
+        return NULL;
+    }
+    unsigned flags = MDB_NOSUBDIR | MDB_NOTLS | MDB_NORDAHEAD;
+    if (opts->read_only)
+        flags |= MDB_RDONLY;
+    const char *step = "set map size of";
+    rc = mdb_env_set_mapsize(self->env, map_size);
+    if (rc == 0) {
+        step = "set max tables of";
+        rc = mdb_env_set_maxdbs(self->env, S_MAX_DBS);
+    }
+    if (rc == 0) {
+        step = "set max readers of";
+        rc = mdb_env_set_maxreaders(self->env, 256);
+    }
+    if (rc == 0) {
+        step = "open";
+        rc = mdb_env_open(self->env, self->path, flags, 0600);
+    }
+    //  An existing file may record a bigger map (another process grew it): keep the bigger.
+    if (rc == 0) {
+        step = "read map size of";
+        rc = mdb_env_set_mapsize(self->env, 0);
+    }
+    if (rc == 0 && s_env_map_size(self->env) < map_size) {
+        step = "set map size of";
+        rc = mdb_env_set_mapsize(self->env, map_size);
+    }
+    if (rc == 0) {
+        //  Looking table names up in the main database needs its comparator, which LMDB only
+        //  sets when the main database is opened once.
+        step = "open main database of";
+        MDB_txn *txn;
+        MDB_dbi main_dbi;
+        rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+        if (rc == 0) {
+            rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+            if (rc == 0)
+                rc = mdb_txn_commit(txn);
+            else
+                mdb_txn_abort(txn);
+        }
+    }
+    if (rc) {
+        //  mdb_strerror covers errno values too: "No such file or directory".
+        s_fail(err, step, self->path, rc);
+        es_store_destroy(&self);
+        return NULL;
+    }
+    self->map_size = s_env_map_size(self->env);
+    return self;
+}
+
+void
+es_store_destroy(es_store_t **self_p)
+{
+    if (!*self_p)
+        return;
+    es_store_t *self = *self_p;
+    assert(self->nlive == 0); //  every txn must end before its store
+    if (self->env)
+        mdb_env_close(self->env); //  also closes every handle
+    for (size_t i = 0; i < S_SLOTS; i++)
+        free(self->tables[i].name);
+    free(self->tables);
+    pthread_cond_destroy(&self->cond);
+    pthread_mutex_destroy(&self->lock);
+    free(self->path);
+    free(self);
+    *self_p = NULL;
+}
+
+//  Change the map size with no live transaction in this process (LMDB's rule: remapping under
+//  a reader would pull pages from under it). size 0 adopts the size another process set.
+//  seen: the size the caller's failed txn had; if the map already changed since, do nothing.
+static int
+s_resize(es_store_t *self, size_t size, size_t seen, es_err_t *err)
+{
+    pthread_mutex_lock(&self->lock);
+    while (self->resizing)
+        pthread_cond_wait(&self->cond, &self->lock);
+    if (size && self->map_size != seen) {
+        pthread_mutex_unlock(&self->lock); //  another thread grew it meanwhile
+        return 0;
+    }
+    if (size && self->map_size >= self->map_max) {
+        size_t mib = self->map_size / S_MIB;
+        pthread_mutex_unlock(&self->lock);
+        return es_err_set(err, ES_ESTORE, "store: map full at %zu MiB; raise store.map_max", mib);
+    }
+    if (s_this_thread_holds(self, false)) {
+        pthread_mutex_unlock(&self->lock);
+        return es_err_set(err, ES_EBUSY,
+                          "store: resize map of %s: this thread still holds a transaction",
+                          self->path);
+    }
+    self->resizing = true;
+    while (self->nlive > 0)
+        pthread_cond_wait(&self->cond, &self->lock);
+    if (size) {
+        size = self->map_size * 2 > self->map_max || self->map_size * 2 < self->map_size
+                   ? self->map_max
+                   : self->map_size * 2;
+    }
+    int rc = mdb_env_set_mapsize(self->env, size);
+    if (rc == 0)
+        self->map_size = s_env_map_size(self->env);
+    size_t now = self->map_size;
+    self->resizing = false;
+    pthread_cond_broadcast(&self->cond);
+    pthread_mutex_unlock(&self->lock);
+    if (rc)
+        return s_fail(err, "resize map of", self->path, rc);
+    es_log_info("store: %s: map %s to %zu MiB", self->path,
+                size ? "grown" : "resized by another process", now / S_MIB);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Transactions
+
+static void
+s_unlink_live(es_store_t *self, es_txn_t *txn)
+{
+    if (txn->prev)
+        txn->prev->next = txn->next;
+    else
+        self->live = txn->next;
+    if (txn->next)
+        txn->next->prev = txn->prev;
+    self->nlive--;
+}
+
+es_txn_t *
+es_store_begin(es_store_t *self, bool write, es_err_t *err)
+{
+    assert(self);
+    for (int attempt = 0;; attempt++) {
+        es_txn_t *txn = es_calloc(1, sizeof *txn);
+        txn->store = self;
+        txn->write = write;
+        txn->owner = pthread_self();
+
+        pthread_mutex_lock(&self->lock);
+        while (self->resizing || (write && self->opener)) {
+            if (s_this_thread_holds(self, false)) {
+                pthread_mutex_unlock(&self->lock);
+                free(txn);
+                return es_err_set(err, ES_EBUSY,
+                                  "store: begin %s %s: this thread already holds a transaction",
+                                  write ? "write" : "read", self->path),
+                       NULL;
+            }
+            pthread_cond_wait(&self->cond, &self->lock);
+        }
+        txn->next = self->live;
+        if (self->live)
+            self->live->prev = txn;
+        self->live = txn;
+        self->nlive++;
+        int rc;
+        if (write) {
+            self->writers++;
+            pthread_mutex_unlock(&self->lock);
+            //  May block on another writer (any process): never under self->lock.
+            rc = mdb_txn_begin(self->env, NULL, 0, &txn->txn);
+            pthread_mutex_lock(&self->lock);
+        } else {
+            //  Under the lock so that gen matches the handles this snapshot sees.
+            rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn->txn);
+        }
+        txn->gen = self->gen;
+        txn->map_size = self->map_size;
+        if (rc == 0) {
+            pthread_mutex_unlock(&self->lock);
+            return txn;
+        }
+        s_unlink_live(self, txn);
+        if (write)
+            self->writers--;
+        pthread_cond_broadcast(&self->cond);
+        pthread_mutex_unlock(&self->lock);
+        free(txn);
+        if (rc != MDB_MAP_RESIZED || attempt >= S_RESIZED_RETRIES)
+            return s_fail(err, write ? "begin write" : "begin read", self->path, rc), NULL;
+        //  Another process grew the map past ours: adopt its size and begin again.
+        if (s_resize(self, 0, 0, err))
+            return NULL;
+    }
+}
+
+//  End txn: commit (or, for a read txn holding new handles, keep them), release, free.
+//  Returns LMDB's code (0 on success).
+static int
+s_end(es_txn_t **txn_p, bool commit)
+{
+    es_txn_t *txn = *txn_p;
+    *txn_p = NULL;
+    es_store_t *self = txn->store;
+    int rc = 0;
+    //  A read txn's commit differs from its abort only in keeping the handles it opened.
+    bool keep = txn->npending > 0 && txn->txn && (commit || !txn->write);
+
+    pthread_mutex_lock(&self->lock);
+    if (keep) {
+        //  Commit and publish under the lock: no txn may begin between the handles becoming
+        //  visible in LMDB and the generation that says so.
+        rc = mdb_txn_commit(txn->txn);
+        if (rc == 0) {
+            self->gen++;
+            for (size_t i = 0; i < txn->npending; i++) {
+                s_cache_add(self, txn->pending[i].name, txn->pending[i].dbi, self->gen);
+                txn->pending[i].name = NULL;
+            }
+        }
+    } else if (txn->txn) {
+        pthread_mutex_unlock(&self->lock); //  commits fsync: not under the lock
+        if (commit)
+            rc = mdb_txn_commit(txn->txn);
+        else
+            mdb_txn_abort(txn->txn);
+        pthread_mutex_lock(&self->lock);
+    } else if (commit) {
+        rc = MDB_BAD_TXN;
+    }
+    if (self->opener == txn)
+        self->opener = NULL;
+    if (txn->write)
+        self->writers--;
+    s_unlink_live(self, txn);
+    pthread_cond_broadcast(&self->cond);
+    pthread_mutex_unlock(&self->lock);
+
+    for (size_t i = 0; i < txn->npending; i++)
+        free(txn->pending[i].name);
+    free(txn->pending);
+    free(txn);
+    return rc;
+}
+
+int
+es_txn_commit(es_txn_t **txn_p, es_err_t *err)
+{
+    assert(txn_p && *txn_p);
+    const char *path = (*txn_p)->store->path;
+    int rc = s_end(txn_p, true);
+    if (rc)
+        return s_fail(err, "commit", path, rc);
+    return 0;
+}
+
+void
+es_txn_abort(es_txn_t **txn_p)
+{
+    if (!txn_p || !*txn_p)
+        return;
+    (void)s_end(txn_p, false); //  an abort cannot fail; a read txn's keep-commit cannot either
+}
+
+int
+es_store_write(es_store_t *self, es_store_fn *fn, void *ctx, es_err_t *err)
+{
+    assert(self && fn);
+    for (;;) {
+        es_txn_t *txn = es_store_begin(self, true, err);
+        if (!txn)
+            return -1;
+        size_t seen = txn->map_size;
+        int rc = fn(txn, ctx, err);
+        bool full = txn->map_full;
+        if (rc == 0 && !full) {
+            int mrc = s_end(&txn, true);
+            if (mrc == 0)
+                return 0;
+            if (mrc != MDB_MAP_FULL)
+                return s_fail(err, "commit", self->path, mrc);
+            full = true;
+        } else {
+            es_txn_abort(&txn);
+            if (!full)
+                return -1; //  fn's own failure, err already set by fn
+        }
+        //  fn is repeatable by contract: grow and run it again from scratch.
+        if (s_resize(self, 1, seen, err))
+            return -1;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Table handles
+
+static void
+s_pending_add(es_txn_t *self, const char *table, MDB_dbi dbi)
+{
+    if (self->npending == self->cpending) {
+        self->cpending = self->cpending ? self->cpending * 2 : 4;
+        self->pending = es_realloc(self->pending, self->cpending * sizeof *self->pending);
+    }
+    self->pending[self->npending++] = (s_table_t){es_strdup(table), dbi, 0};
+    self->memo_name = self->pending[self->npending - 1].name;
+    self->memo_dbi = dbi;
+}
+
+//  Renew a read txn that has not answered anything yet so it sees the current handles.
+//  Call with the lock held.
+static int
+s_renew(es_txn_t *self, const char *op, const char *table, es_err_t *err)
+{
+    es_store_t *store = self->store;
+    mdb_txn_reset(self->txn);
+    int rc = mdb_txn_renew(self->txn);
+    if (rc) {
+        mdb_txn_abort(self->txn);
+        self->txn = NULL; //  dead: later calls fail, commit reports it, abort frees
+        return s_fail(err, op, table, rc);
+    }
+    self->gen = store->gen;
+    self->memo_name = NULL;
+    return 0;
+}
+
+//  Find the handle for table in self. 1 found, 0 the table does not exist (never for create),
+//  -1 error. create: make the table if missing (write txns).
+static int
+s_dbi(es_txn_t *self, const char *op, const char *table, bool create, MDB_dbi *dbi, es_err_t *err)
+{
+    if (!table || !*table || strlen(table) > S_NAME_MAX)
+        return es_err_set(err, ES_EINVAL, "store: %s: table name must be 1..%d bytes", op,
+                          S_NAME_MAX);
+    if (!self->txn)
+        return es_err_set(err, ES_ESTORE, "store: %s %s: transaction already failed", op, table);
+    if (self->memo_name && strcmp(self->memo_name, table) == 0) {
+        *dbi = self->memo_dbi;
+        return 1;
+    }
+    for (size_t i = 0; i < self->npending; i++) {
+        if (strcmp(self->pending[i].name, table) == 0) {
+            self->memo_name = self->pending[i].name;
+            *dbi = self->memo_dbi = self->pending[i].dbi;
+            return 1;
+        }
+    }
+    es_store_t *store = self->store;
+    int rc = 0, found = -1;
+    pthread_mutex_lock(&store->lock);
+    for (;;) {
+        s_table_t *t = s_cache_find(store, table);
+        if (t && t->gen <= self->gen) {
+            self->memo_name = t->name; //  cache names live as long as the store
+            *dbi = self->memo_dbi = t->dbi;
+            found = 1;
+            break;
+        }
+        if (self->write) {
+            //  Writers never go stale (see top of file), so t is NULL here and this txn may
+            //  open handles: no read txn opens any while a writer lives. Were that broken,
+            //  LMDB would hand out a slot already in use: refuse instead.
+            if (t) {
+                pthread_mutex_unlock(&store->lock);
+                return es_err_set(err, ES_EBUSY, "store: %s %s: stale table handle view", op,
+                                  table);
+            }
+            rc = mdb_dbi_open(self->txn, table, create ? MDB_CREATE : 0, dbi);
+            if (rc == MDB_NOTFOUND && !create) {
+                found = 0;
+                break;
+            }
+            if (rc) {
+                if (rc == MDB_MAP_FULL)
+                    self->map_full = true;
+                break;
+            }
+            s_pending_add(self, table, *dbi);
+            found = 1;
+            break;
+        }
+        //  A read txn: if the table is not in this snapshot, the answer is "absent", and no
+        //  handle is needed.
+        MDB_val k = {strlen(table), (void *)table}, v;
+        rc = mdb_get(self->txn, S_MAIN_DBI, &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            found = 0;
+            break;
+        }
+        if (rc)
+            break;
+        if (self->gen != store->gen) {
+            //  Handles were published after this snapshot began; it cannot use them.
+            if (self->ops == 0 && self->npending == 0) {
+                if (s_renew(self, op, table, err)) {
+                    pthread_mutex_unlock(&store->lock);
+                    return -1;
+                }
+                continue;
+            }
+            pthread_mutex_unlock(&store->lock);
+            return es_err_set(err, ES_EBUSY,
+                              "store: %s %s: table opened by another thread during this read "
+                              "transaction; retry the transaction",
+                              op, table);
+        }
+        if ((store->opener && store->opener != self) || store->writers > 0) {
+            if (s_this_thread_holds(store, true)) {
+                pthread_mutex_unlock(&store->lock);
+                return es_err_set(err, ES_EBUSY,
+                                  "store: %s %s: this thread holds a write transaction too", op,
+                                  table);
+            }
+            pthread_cond_wait(&store->cond, &store->lock);
+            continue;
+        }
+        rc = mdb_dbi_open(self->txn, table, 0, dbi);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            found = 0;
+            break;
+        }
+        if (rc)
+            break;
+        store->opener = self;
+        s_pending_add(self, table, *dbi);
+        found = 1;
+        break;
+    }
+    pthread_mutex_unlock(&store->lock);
+    if (found < 0)
+        return s_fail(err, op, table, rc);
+    return found;
+}
+
+//  --------------------------------------------------------------------------
+//  Table operations
+
+static int
+s_need_write(es_txn_t *self, const char *op, const char *table, es_err_t *err)
+{
+    if (!self->write)
+        return es_err_set(err, ES_EINVAL, "store: %s %s: read-only transaction", op,
+                          table ? table : "(null)");
+    return 0;
+}
+
+int
+es_txn_get(es_txn_t *txn, const char *table, const void *key, size_t klen, const void **val,
+           size_t *vlen, es_err_t *err)
+{
+    assert(txn && val && vlen);
+    MDB_dbi dbi;
+    int rc = s_dbi(txn, "get", table, false, &dbi, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        txn->ops++;
+        return 0;
+    }
+    MDB_val k = {klen, (void *)key}, v;
+    rc = mdb_get(txn->txn, dbi, &k, &v);
+    txn->ops++;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return s_fail(err, "get", table, rc);
+    *val = v.mv_data;
+    *vlen = v.mv_size;
+    return 1;
+}
+
+int
+es_txn_put(es_txn_t *txn, const char *table, const void *key, size_t klen, const void *val,
+           size_t vlen, es_err_t *err)
+{
+    assert(txn);
+    if (s_need_write(txn, "put", table, err))
+        return -1;
+    MDB_dbi dbi;
+    if (s_dbi(txn, "put", table, true, &dbi, err) < 0)
+        return -1;
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    int rc = mdb_put(txn->txn, dbi, &k, &v, 0);
+    txn->ops++;
+    if (rc) {
+        if (rc == MDB_MAP_FULL)
+            txn->map_full = true;
+        return s_fail(err, "put", table, rc);
+    }
+    return 0;
+}
+
+int
+es_txn_del(es_txn_t *txn, const char *table, const void *key, size_t klen, es_err_t *err)
+{
+    assert(txn);
+    if (s_need_write(txn, "del", table, err))
+        return -1;
+    MDB_dbi dbi;
+    int rc = s_dbi(txn, "del", table, false, &dbi, err);
+    if (rc <= 0)
+        return rc;
+    MDB_val k = {klen, (void *)key};
+    rc = mdb_del(txn->txn, dbi, &k, NULL);
+    txn->ops++;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc) {
+        if (rc == MDB_MAP_FULL) //  a delete can split pages too
+            txn->map_full = true;
+        return s_fail(err, "del", table, rc);
+    }
+    return 1;
+}
+
+int
+es_txn_clear(es_txn_t *txn, const char *table, es_err_t *err)
+{
+    assert(txn);
+    if (s_need_write(txn, "clear", table, err))
+        return -1;
+    MDB_dbi dbi;
+    int rc = s_dbi(txn, "clear", table, false, &dbi, err);
+    if (rc <= 0)
+        return rc; //  a table that does not exist is already clear
+    rc = mdb_drop(txn->txn, dbi, 0);
+    txn->ops++;
+    if (rc) {
+        if (rc == MDB_MAP_FULL)
+            txn->map_full = true;
+        return s_fail(err, "clear", table, rc);
+    }
+    return 0;
+}
+
+int64_t
+es_txn_count(es_txn_t *txn, const char *table, es_err_t *err)
+{
+    assert(txn);
+    MDB_dbi dbi;
+    int rc = s_dbi(txn, "count", table, false, &dbi, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        txn->ops++;
+        return 0;
+    }
+    MDB_stat st;
+    rc = mdb_stat(txn->txn, dbi, &st);
+    txn->ops++;
+    if (rc)
+        return s_fail(err, "count", table, rc);
+    return (int64_t)st.ms_entries;
+}
+
+int
+es_txn_iter(es_txn_t *txn, const char *table, const void *from, size_t flen, es_store_iter_fn *fn,
+            void *ctx, es_err_t *err)
+{
+    assert(txn && fn);
+    MDB_dbi dbi;
+    int rc = s_dbi(txn, "iter", table, false, &dbi, err);
+    txn->ops++;
+    if (rc <= 0)
+        return rc;
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn->txn, dbi, &cur);
+    if (rc)
+        return s_fail(err, "iter", table, rc);
+    MDB_val k = {flen, (void *)from}, v;
+    //  An empty "from" would be an invalid LMDB key; it means "from the start" anyway.
+    rc = mdb_cursor_get(cur, &k, &v, from && flen ? MDB_SET_RANGE : MDB_FIRST);
+    int result = 0;
+    while (rc == 0) {
+        int r = fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size, err);
+        if (r != 0) {
+            result = r < 0 ? -1 : 0;
+            break;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        result = s_fail(err, "iter", table, rc);
+    mdb_cursor_close(cur);
+    return result;
+}
+
+//  --------------------------------------------------------------------------
+//  Record values and table names
+
+void
+es_store_rec_pack(es_buf_t *out, const char *checksum, size_t cslen, const void *rec, size_t len)
+{
+    assert(out);
+    //  The length prefix is 16 bits; checksums are short digests, bounded where they are
+    //  parsed, so a longer one here is our own bug.
+    assert(cslen <= UINT16_MAX);
+    unsigned char hdr[2] = {(unsigned char)(cslen & 0xff), (unsigned char)(cslen >> 8)};
+    es_buf_reset(out);
+    es_buf_append(out, hdr, 2);
+    if (cslen)
+        es_buf_append(out, checksum, cslen);
+    if (len)
+        es_buf_append(out, rec, len);
+}
+
+int
+es_store_rec_unpack(const void *val, size_t vlen, const char **checksum, size_t *cslen,
+                    const void **rec, size_t *len)
+{
+    assert(checksum && cslen && rec && len);
+    const unsigned char *p = val;
+    if (!p || vlen < 2)
+        return -1;
+    size_t n = (size_t)p[0] | (size_t)p[1] << 8;
+    if (n > vlen - 2)
+        return -1;
+    *checksum = (const char *)p + 2;
+    *cslen = n;
+    *rec = p + 2 + n;
+    *len = vlen - 2 - n;
+    return 0;
+}
+
+void
+es_store_table(es_buf_t *out, const char *prefix, const char *object)
+{
+    assert(out && prefix && object);
+    es_buf_reset(out);
+    es_buf_printf(out, "%s:%s", prefix, object);
+}

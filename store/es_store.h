@@ -21,7 +21,9 @@ typedef struct {
 } es_store_opts_t;
 
 //  Thread-safe: transactions may be used from several threads (MDB_NOTLS; the table handle
-//  cache is locked), one transaction per thread at a time.
+//  cache is locked), one transaction per thread at a time. With several threads, a read txn
+//  that already answered something can fail with ES_EBUSY ("retry the transaction") when another
+//  thread opened a table handle it now needs; growing the map waits until no txn is live.
 //  Open or create data_dir/edgesync.mdb (MDB_NOSUBDIR; the data dir must exist). NULL with err
 //  naming the path and LMDB's text on failure (missing or read-only directory, bad file).
 es_store_t *es_store_new(const char *data_dir, const es_store_opts_t *opts, es_err_t *err);

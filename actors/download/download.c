@@ -266,6 +266,10 @@ s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err)
 {
     download_t *self = ctx;
     job_t *j = &self->job;
+    size_t cslen = strlen(r->checksum);
+    if (cslen > 1024)
+        return es_err_set(err, ES_EPROTO, "records[%u]._metadata.checksum: longer than 1024 bytes",
+                          j->nops);
     if (es_key_from_record(r->object, r->rec, r->rec_len, &self->key, err))
         return es_err_prefix(err, "records[%u]", j->nops);
     //  [op][u32 key length][key][u32 value length][value]
@@ -275,7 +279,7 @@ s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err)
     es_buf_append(&j->ops, &klen, 4);
     es_buf_append(&j->ops, self->key.data, klen);
     if (op == OP_PUT) {
-        es_store_rec_pack(&self->val, r->checksum, strlen(r->checksum), r->rec, r->rec_len);
+        es_store_rec_pack(&self->val, r->checksum, cslen, r->rec, r->rec_len);
         uint32_t vlen = (uint32_t)self->val.len;
         es_buf_append(&j->ops, &vlen, 4);
         es_buf_append(&j->ops, self->val.data, vlen);
@@ -300,6 +304,7 @@ s_on_data(void *ctx, const char *data, size_t len, es_err_t *err)
 {
     download_t *self = ctx;
     job_t *j = &self->job;
+    j->bytes += len;
     int64_t t0 = es_now_ms();
     int rc = es_dlparse_feed(j->parser, data, len, &j->parse_err);
     j->parse_us += (es_now_ms() - t0) * 1000;
@@ -316,14 +321,11 @@ typedef struct {
     const char *new_delta;   //  delta to store with the final batch
 } commit_t;
 
+//  Apply the parsed records of the batch. A row with local state (a baseline in orig:) is not
+//  overwritten: the server version becomes its new baseline (SPEC 3.6.5).
 static int
-s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+s_apply_ops(es_txn_t *txn, const job_t *j, const char *main_t, const char *orig_t, es_err_t *err)
 {
-    commit_t *c = ctx;
-    job_t *j = &c->self->job;
-    char main_t[ES_NAME_MAX + 8], orig_t[ES_NAME_MAX + 8];
-    snprintf(main_t, sizeof main_t, "main:%s", j->object);
-    snprintf(orig_t, sizeof orig_t, "orig:%s", j->object);
     const char *p = j->ops.data, *end = j->ops.data + j->ops.len;
     while (p < end) {
         uint8_t op = (uint8_t)*p++;
@@ -336,8 +338,6 @@ s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
         p += 4;
         const char *val = p;
         p += vlen;
-        //  A row with local state (a baseline in orig:) is not overwritten: the server version
-        //  becomes its new baseline (SPEC 3.6.5).
         const void *ov;
         size_t olen;
         int has_orig = es_txn_get(txn, orig_t, key, klen, &ov, &olen, err);
@@ -355,6 +355,24 @@ s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
             return -1;
         }
     }
+    return 0;
+}
+
+static int
+s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    commit_t *c = ctx;
+    job_t *j = &c->self->job;
+    es_buf_t main_b, orig_b;
+    es_buf_init(&main_b);
+    es_buf_init(&orig_b);
+    es_store_table(&main_b, "main", j->object);
+    es_store_table(&orig_b, "orig", j->object);
+    int rc = s_apply_ops(txn, j, main_b.data, orig_b.data, err);
+    es_buf_release(&main_b);
+    es_buf_release(&orig_b);
+    if (rc)
+        return -1;
     //  The context goes in the same transaction as the batch: that makes resume exact.
     es_buf_t row;
     es_buf_init(&row);

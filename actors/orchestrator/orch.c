@@ -515,18 +515,22 @@ s_fail(orch_t *self, const client_t *c, int32_t code, const char *message, const
 //  Validate one service's options (names of its objects), fill the session's flags and append
 //  the normalised options (service-level shape, which actors parse) to norm.
 static int
-s_check_options(session_t *s, const es_meta_t *meta, const char *level, const char *options,
+s_check_options(session_t *s, const es_meta_t *meta, const char *object, const char *options,
                 es_buf_t *norm, int32_t *code, es_err_t *err)
 {
+    //  Object level: the one object; service level: all of them.
     const char **names = es_malloc((meta->nobjects + 1) * sizeof *names);
-    for (size_t i = 0; i < meta->nobjects; i++)
-        names[i] = meta->objects[i].name;
+    size_t n = 0;
+    if (object)
+        names[n++] = object;
+    else
+        for (size_t i = 0; i < meta->nobjects; i++)
+            names[n++] = meta->objects[i].name;
     es_syncopts_t o;
     int vmx = 0;
     int rc = es_syncopts_parse(&o, options, strlen(options),
-                               strcmp(level, "object") == 0 ? ES_SYNCOPTS_OBJECT
-                                                            : ES_SYNCOPTS_SERVICE,
-                               (const char *const *)names, meta->nobjects, err, &vmx);
+                               object ? ES_SYNCOPTS_OBJECT : ES_SYNCOPTS_SERVICE,
+                               (const char *const *)names, n, err, &vmx);
     free(names);
     if (rc) {
         *code = vmx ? vmx : 2304;
@@ -643,23 +647,23 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
             es_buf_putc(&norm, ',');
         es_buf_json_str(&norm, svc_name, strlen(svc_name));
         es_buf_putc(&norm, ':');
-        if (s_check_options(s, meta, app ? "service" : level, sopts, &norm, &code, &err)) {
-            s_fail(self, c, code, err.what, key, name);
-            es_meta_destroy(&meta);
-            orch_session_destroy(&s);
-            es_buf_release(&norm);
-            es_syncopts_app_release(&appo);
-            goto done;
-        }
         if (obj && !es_meta_object(meta, req->object)) {
-            es_buf_release(&norm);
-            es_syncopts_app_release(&appo);
             char *msg = es_sprintf("object '%s' is not an object of service '%s'", req->object,
                                    svc_name);
             s_fail(self, c, 2400, msg, key, name);
             free(msg);
             es_meta_destroy(&meta);
             orch_session_destroy(&s);
+            es_buf_release(&norm);
+            es_syncopts_app_release(&appo);
+            goto done;
+        }
+        if (s_check_options(s, meta, obj ? req->object : NULL, sopts, &norm, &code, &err)) {
+            s_fail(self, c, code, err.what, key, name);
+            es_meta_destroy(&meta);
+            orch_session_destroy(&s);
+            es_buf_release(&norm);
+            es_syncopts_app_release(&appo);
             goto done;
         }
         for (size_t i = 0; i < meta->nobjects; i++)
@@ -844,7 +848,7 @@ s_cmd_get(orch_t *self, const client_t *c, const es_get_t *req)
             goto done;
         }
     }
-    es_store_table(&table, "main:", obj->name);
+    es_store_table(&table, "main", obj->name);
     txn = es_store_begin(self->store, false, &err);
     if (!txn) {
         code = ES_ESTORE;
