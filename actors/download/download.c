@@ -389,7 +389,7 @@ s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
                       (unsigned long long)(j->records + j->nops), c->partial_ctx);
     }
     es_buf_putc(&row, '}');
-    int rc = es_txn_put(txn, "ctx", j->ctx_key.data, j->ctx_key.len, row.data, row.len, err);
+    rc = es_txn_put(txn, "ctx", j->ctx_key.data, j->ctx_key.len, row.data, row.len, err);
     es_buf_release(&row);
     return rc;
 }
