@@ -85,7 +85,8 @@ static const field_t s_setup[] = {
 };
 static const field_t s_get[] = {
     FIELD(get, service, F_STR), FIELD(get, object, F_STR), FIELD(get, pk, F_TEXT),
-    FIELD(get, filter, F_TEXT), FIELD(get, limit, F_U32),  FIELDS_END,
+    FIELD(get, filter, F_TEXT), FIELD(get, limit, F_U32),  FIELD(get, after, F_TEXT),
+    FIELDS_END,
 };
 static const field_t s_stats[] = {
     FIELD(stats, entity, F_STR),

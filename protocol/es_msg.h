@@ -81,6 +81,8 @@ typedef struct {
     es_slice_t pk;                 //  primary key as JSON (scalar or {col: v}); empty = all
     es_slice_t filter;             //  OData filter evaluated locally; empty = none
     uint32_t limit;                //  max records returned, 0 = no limit
+    es_slice_t after;              //  key (JSON, like pk) of the last record of the previous
+                                   //  page: records after it; empty = from the first
 } es_get_t;
 
 typedef struct {

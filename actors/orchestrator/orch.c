@@ -789,19 +789,29 @@ s_cmd_status(orch_t *self, const client_t *c, const es_status_t *req)
     es_buf_release(&b);
 }
 
+//  A GET reply stays under this so it fits one message; the client asks for the next page.
+#define GET_PAGE_BYTES (3u << 20)
+
 typedef struct {
-    es_buf_t *out;
-    size_t n;
-    size_t limit;
-    const es_odata_t *filter;
-    es_err_t *err;
+    es_buf_t *out;            //  reply being built
+    size_t n;                 //  records in it
+    size_t limit;             //  0 = no limit
+    const es_odata_t *filter; //  or NULL
+    const es_buf_t *after;    //  skip this key (the previous page's last)
+    es_buf_t last;            //  key of the last record added
+    bool more;                //  stopped at the page size
 } get_ctx_t;
 
 static int
 s_get_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
 {
-    (void)key, (void)klen;
     get_ctx_t *g = ctx;
+    if (g->after && g->after->len == klen && memcmp(g->after->data, key, klen) == 0)
+        return 0;
+    if (g->out->len > GET_PAGE_BYTES) {
+        g->more = true;
+        return 1;
+    }
     const char *cs;
     size_t cslen, rlen;
     const void *rec;
@@ -813,6 +823,8 @@ s_get_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
         es_buf_putc(g->out, ',');
     if (es_record_to_json(rec, rlen, g->out, err))
         return -1;
+    es_buf_reset(&g->last);
+    es_buf_append(&g->last, key, klen);
     return g->limit && g->n >= g->limit ? 1 : 0;
 }
 
@@ -855,24 +867,44 @@ s_cmd_get(orch_t *self, const client_t *c, const es_get_t *req)
         goto done;
     }
     es_buf_puts(&b, "{\"records\":[");
-    get_ctx_t g = {&b, 0, req->limit, filter, &err};
+    es_buf_t after;
+    es_buf_init(&after);
+    get_ctx_t g = {&b, 0, req->limit, filter, NULL, {0}, false};
+    es_buf_init(&g.last);
+    if (req->after.len) {
+        if (es_key_from_json(obj, req->after.ptr, req->after.len, &after, &err)) {
+            code = ES_EINVAL;
+            es_err_prefix(&err, "after");
+            goto page_done;
+        }
+        g.after = &after;
+    }
     if (req->pk.len) {
         if (es_key_from_json(obj, req->pk.ptr, req->pk.len, &key, &err)) {
             code = ES_EINVAL;
-            goto done;
+            goto page_done;
         }
         const void *val;
         size_t vlen;
         int rc = es_txn_get(txn, table.data, key.data, key.len, &val, &vlen, &err);
         if (rc < 0 || (rc == 1 && s_get_row(&g, key.data, key.len, val, vlen, &err) < 0)) {
             code = ES_ESTORE;
-            goto done;
+            goto page_done;
         }
-    } else if (es_txn_iter(txn, table.data, NULL, 0, s_get_row, &g, &err)) {
+    } else if (es_txn_iter(txn, table.data, after.data, after.len, s_get_row, &g, &err)) {
         code = ES_ESTORE;
-        goto done;
+        goto page_done;
     }
-    es_buf_printf(&b, "],\"count\":%zu}", g.n);
+    es_buf_printf(&b, "],\"count\":%zu,\"more\":%s", g.n, g.more ? "true" : "false");
+    if (g.more) {
+        es_buf_puts(&b, ",\"next\":");
+        if (es_key_to_json(obj, g.last.data, g.last.len, &b, &err))
+            code = ES_ESTORE;
+    }
+    es_buf_putc(&b, '}');
+page_done:
+    es_buf_release(&after);
+    es_buf_release(&g.last);
 done:
     es_txn_abort(&txn);
     if (code)

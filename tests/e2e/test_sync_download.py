@@ -26,12 +26,14 @@ try:
     res = json.loads(out) if out.strip() else {}
     check(res.get("status") == 0 and res.get("objectServiceName") == SVC, f"result {out[:300]}")
     stats = res.get("syncStats", {})
-    total = sum(len(env.server_records(SVC, o)) for o in OBJS)
+    counts = {o: len(env.server_records(SVC, o)) for o in OBJS}
+    total = sum(counts.values())
     check(total >= 25000, f"server has {total} records")
     check(stats.get("totalDownloadedRecords") == total,
           f"stats downloaded {stats.get('totalDownloadedRecords')} != {total}")
     batches = stats.get("downloadStats", [])
-    check(len(batches) >= 3 * (10000 // 700), f"{len(batches)} batches")
+    want = sum((n + 699) // 700 for n in counts.values())
+    check(len(batches) == want, f"{len(batches)} batches, expected {want}")
     check(all(b["numberOfRecords"] <= 700 for b in batches), "batch sizes bounded")
     events = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
     phases = [(e["phase"], e["state"]) for e in events]

@@ -31,7 +31,7 @@ static const tdef_t s_defs[] = {
     {ES_MSG_CANCEL, "CANCEL", "S", {"session"}},
     {ES_MSG_STATUS, "STATUS", "S", {"session"}},
     {ES_MSG_SETUP, "SETUP", "S", {"service"}},
-    {ES_MSG_GET, "GET", "SSTTU", {"service", "object", "pk", "filter", "limit"}},
+    {ES_MSG_GET, "GET", "SSTTUT", {"service", "object", "pk", "filter", "limit", "after"}},
     {ES_MSG_STATS, "STATS", "S", {"entity"}},
     {ES_MSG_DOWNLOAD, "DOWNLOAD", "SLSST", {"session", "job", "service", "object", "options"}},
     {ES_MSG_PROGRESS,
@@ -108,6 +108,7 @@ s_fill(es_msg_t *m, es_msg_type_t type)
         m->u.get.pk = s_slice("{\"id\":7,\"line\":2}");
         m->u.get.filter = s_slice("qty gt 3");
         m->u.get.limit = 100000;
+        m->u.get.after = s_slice("{\"id\":7,\"line\":1}");
         break;
     case ES_MSG_STATS:
         strcpy(m->u.stats.entity, "orders");
@@ -197,6 +198,7 @@ s_assert_equal(const es_msg_t *a, const es_msg_t *b)
         assert_string_equal(a->u.get.object, b->u.get.object);
         s_assert_slice(b->u.get.pk, a->u.get.pk.ptr);
         s_assert_slice(b->u.get.filter, a->u.get.filter.ptr);
+        s_assert_slice(b->u.get.after, a->u.get.after.ptr);
         assert_int_equal(a->u.get.limit, b->u.get.limit);
         break;
     case ES_MSG_STATS:
