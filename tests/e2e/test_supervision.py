@@ -99,8 +99,10 @@ try:
         after = [a for a in actors(env) if a["actor"] == victim["actor"]]
         check(after and after[0]["restarts"] >= 1 and after[0]["pid"] != victim["pid"],
               f"{victim['actor']} replaced: {after}")
-    st = served(env)
-    print("server stats after kill:", json.dumps(st)[:400], file=sys.stderr)
+    # Resumption, not restart: every batch fetched once, plus at most the one in flight.
+    want = sum((len(env.server_records(SVC, o)) + 499) // 500 for o in OBJS)
+    got = served(env)["requests"]["download"]
+    check(want <= got <= want + 1, f"download requests {got}, expected {want} (+1 for the kill)")
 
     # 2. SIGSTOP a busy actor past the heartbeat timeout: it is killed and replaced.
     env.admin_post(f"/admin/records/{SVC}/Customer", {"op": "update", "record": dict(
@@ -127,6 +129,7 @@ try:
     # 3. SIGKILL edgesyncd mid-sync, start it again: the session resumes and the CLI gets the
     #    result (it asks the restarted daemon for the session's state).
     #    A new filter has no delta yet: a full download of Customer.
+    start = served(env)["requests"]["download"]
     s = Sync(env, SVC, "Customer", "--options", '{"syncType":"downloadOnly",'
              '"downloadBatchSize":500,"filter":"tier ge 0"}')
     check(s.wait_batches(5), "batches before daemon kill")
@@ -138,6 +141,9 @@ try:
     check(rc == 0, f"sync across a daemon restart: rc {rc} {out[:300]}")
     check(same_records(env.local_records(SVC, "Customer"), env.server_records(SVC, "Customer")),
           "Customer equal after daemon restart")
+    got = served(env)["requests"]["download"] - start
+    n = len([c for c in env.server_records(SVC, "Customer") if c["tier"] >= 0])
+    check(got <= (n + 499) // 500 + 1, f"{got} Customer batches fetched for {n} records: resumed")
 finally:
     env.close()
 finish()

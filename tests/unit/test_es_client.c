@@ -234,6 +234,14 @@ h_echo(fake_t *f, const es_msg_in_t *in)
 {
     char body[64];
     snprintf(body, sizeof body, "{\"type\":\"%s\"}", es_msg_name(in->msg.type));
+    if (in->msg.type == ES_MSG_GET) {
+        //  Two pages: the client must ask again with "after" = the first page's "next".
+        if (in->msg.u.get.after.len == 0)
+            snprintf(body, sizeof body, "{\"records\":[{\"n\":1}],\"more\":true,"
+                                        "\"next\":{\"id\":1}}");
+        else
+            snprintf(body, sizeof body, "{\"records\":[{\"n\":2}],\"more\":false}");
+    }
     s_reply(f, in, 0, "", body);
 }
 
@@ -430,10 +438,10 @@ test_requests_encoded(void **state)
     assert_string_equal(body, "{\"type\":\"SETUP\"}");
     free(body);
     body = es_client_get(c, "OrderSvc", "Customer", "{\"id\":7}", "name eq 'x'", 25);
-    assert_string_equal(body, "{\"type\":\"GET\"}");
+    assert_string_equal(body, "{\"records\":[{\"n\":1},{\"n\":2}],\"count\":2}");
     free(body);
     body = es_client_get(c, "OrderSvc", "Customer", NULL, NULL, 0);
-    assert_string_equal(body, "{\"type\":\"GET\"}");
+    assert_string_equal(body, "{\"records\":[{\"n\":1},{\"n\":2}],\"count\":2}");
     free(body);
     body = es_client_status(c, NULL);
     assert_string_equal(body, "{\"type\":\"STATUS\"}");
@@ -448,7 +456,7 @@ test_requests_encoded(void **state)
     free(body);
     assert_int_equal(es_client_last_code(), ES_CLIENT_OK);
     assert_null(es_client_last_body(c));
-    assert_int_equal(s_nreq(f), 7);
+    assert_int_equal(s_nreq(f), 9);
 
     captured_t r = s_req(f, 0);
     assert_int_equal(r.type, ES_MSG_SETUP);
@@ -461,22 +469,25 @@ test_requests_encoded(void **state)
     assert_string_equal(r.slice2, "name eq 'x'");
     assert_int_equal(r.msg.u.get.limit, 25);
     r = s_req(f, 2);
+    assert_int_equal(r.type, ES_MSG_GET);
+    assert_int_equal(r.msg.u.get.limit, 24); //  one record already received
+    r = s_req(f, 3);
     assert_string_equal(r.slice1, "");
     assert_string_equal(r.slice2, "");
     assert_int_equal(r.msg.u.get.limit, 0);
-    r = s_req(f, 3);
+    r = s_req(f, 5);
     assert_int_equal(r.type, ES_MSG_STATUS);
     assert_string_equal(r.msg.u.status.session, "");
-    r = s_req(f, 4);
+    r = s_req(f, 6);
     assert_string_equal(r.msg.u.status.session, "s9");
-    r = s_req(f, 5);
+    r = s_req(f, 7);
     assert_int_equal(r.type, ES_MSG_STATS);
     assert_string_equal(r.msg.u.stats.entity, "Customer");
-    r = s_req(f, 6);
+    r = s_req(f, 8);
     assert_int_equal(r.type, ES_MSG_CANCEL);
     assert_string_equal(r.msg.u.cancel.session, "s9");
     //  Every request has its own id.
-    for (size_t i = 0; i < 7; i++) {
+    for (size_t i = 0; i < 9; i++) {
         assert_int_not_equal(s_req(f, i).id, 0);
         for (size_t k = 0; k < i; k++)
             assert_int_not_equal(s_req(f, i).id, s_req(f, k).id);

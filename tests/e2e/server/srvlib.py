@@ -59,6 +59,8 @@ class Server:
             self.log.seek(0)
             err = self.log.read()
             self.log.close()
+            if self.own_dir:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
             raise RuntimeError("server did not start: %r %r" % (line, err))
         parts = line.split()
         self.url = parts[3]

@@ -1,0 +1,98 @@
+//  edgesync.h - libedgesync, the C client of the edgesync daemon (edgesyncd): start syncs at
+//  application, object-service or object level with Volt MX-style callbacks, and query the daemon.
+//  Self-contained: needs only this header and -ledgesync. One client is used by one thread.
+#ifndef EDGESYNC_H
+#define EDGESYNC_H
+#include <signal.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ES_CLIENT_NAME_MAX 128 //  longest service, object or session name accepted
+
+//  Library error codes (es_client_last_code). A positive value is the code the daemon replied
+//  with (an edgesync code, or a Volt MX code such as 2461); the reply body, if any, is kept.
+typedef enum {
+    ES_CLIENT_OK = 0,
+    ES_CLIENT_EINVAL = -1,       //  bad argument (NULL, empty or over-long name, bad endpoint)
+    ES_CLIENT_EUNREACHABLE = -2, //  daemon not running: ipc socket file missing
+    ES_CLIENT_ETIMEOUT = -3,     //  no reply in time, or the daemon stopped answering mid-sync
+    ES_CLIENT_EPROTO = -4,       //  malformed or unexpected message from the daemon
+    ES_CLIENT_ESYS = -5,         //  ZeroMQ or operating system failure
+    ES_CLIENT_EINTR = -6,        //  interrupted: the flag given to es_client_set_interrupt was set
+    ES_CLIENT_ENOSESSION = -7,   //  the daemon no longer knows the session being waited for
+} es_client_code_t;
+
+typedef struct es_client es_client_t;
+
+//  Callback of a sync: json is the success object, failure object or progress event (SPEC 4),
+//  NUL-terminated, valid only during the call.
+typedef void(es_sync_cb)(void *ctx, const char *json);
+
+//  Callback of es_client_subscribe: topic is "progress.<session>" or "result.<session>", json
+//  the event or result JSON (valid during the call). Return nonzero to stop listening.
+typedef int(es_event_cb)(void *ctx, const char *topic, const char *json);
+
+//  Connect to the daemon's command socket. timeout_ms bounds each request's reply (<= 0: 5000).
+//  For ipc:// endpoints the socket file must exist. NULL on failure (see es_client_last_error).
+es_client_t *es_client_new(const char *cmd_endpoint, int timeout_ms);
+//  Close the connection and set *self_p to NULL. Safe on NULL, safe twice.
+void es_client_destroy(es_client_t **self_p);
+
+//  Text and code of the last failure in this thread ("" and ES_CLIENT_OK after a success).
+const char *es_client_last_error(void);
+int es_client_last_code(void);
+//  Body of the daemon's last error reply (often a failure object JSON), or NULL. Borrowed: valid
+//  until the next call on self.
+const char *es_client_last_body(const es_client_t *self);
+
+//  While waiting for a sync's RESULT: after probe_ms without any message, ask the daemon for the
+//  session's status (repeated every probe_ms); give up with ES_CLIENT_ETIMEOUT when nothing at
+//  all has arrived for dead_ms. Defaults 3000 / max(3 * timeout, 15000). Values <= 0 keep them.
+void es_client_set_keepalive(es_client_t *self, int probe_ms, int dead_ms);
+//  Blocking calls return -1 with ES_CLIENT_EINTR soon after *flag becomes nonzero (set it from a
+//  signal handler installed without SA_RESTART). Borrowed; NULL to disable.
+void es_client_set_interrupt(es_client_t *self, volatile sig_atomic_t *flag);
+
+//  Start a sync and block until it ends. options_json: syncOptions (NULL = "{}"), validated by the
+//  daemon. on_progress gets each progress event; exactly one of on_success / on_failure is called
+//  when the sync ended (any may be NULL). Returns 0 if the sync succeeded (possibly with
+//  syncErrors), 1 if it failed (on_failure got the failure object), -1 if the daemon could not
+//  be reached or broke the protocol (no callback; see es_client_last_error).
+int es_obj_start_sync(es_client_t *self, const char *service, const char *object,
+                      const char *options_json, es_sync_cb *on_success, es_sync_cb *on_failure,
+                      es_sync_cb *on_progress, void *ctx);
+int es_objsvc_start_sync(es_client_t *self, const char *service, const char *options_json,
+                         es_sync_cb *on_success, es_sync_cb *on_failure, es_sync_cb *on_progress,
+                         void *ctx);
+int es_app_start_sync(es_client_t *self, const char *options_json, es_sync_cb *on_success,
+                      es_sync_cb *on_failure, es_sync_cb *on_progress, void *ctx);
+
+//  Requests: each returns the reply body JSON (caller frees), or NULL on failure with
+//  es_client_last_error / es_client_last_code / es_client_last_body.
+//  Fetch and store metadata; service NULL or "" = every service. {"services":[...]}
+char *es_client_setup(es_client_t *self, const char *service);
+//  Read local records: pk_json NULL = all, filter NULL = none (OData), limit 0 = no limit.
+//  {"records":[...]}
+char *es_client_get(es_client_t *self, const char *service, const char *object, const char *pk_json,
+                    const char *filter, uint32_t limit);
+//  Daemon status (session NULL or ""), or that session's state JSON.
+char *es_client_status(es_client_t *self, const char *session);
+//  Last sync stats of an entity (NULL or "" = all entities).
+char *es_client_stats(es_client_t *self, const char *entity);
+//  Cancel a running session.
+char *es_client_cancel(es_client_t *self, const char *session);
+
+//  Subscribe to the daemon's event socket (event_endpoint, a PUB) and call cb per message until
+//  cb returns nonzero, or, when session is given, until that session's result arrived (also if
+//  it had finished before: the status of the session is checked). session NULL = all sessions.
+//  0 when stopped that way, -1 on failure (ES_CLIENT_EINTR when interrupted).
+int es_client_subscribe(es_client_t *self, const char *event_endpoint, const char *session,
+                        es_event_cb *cb, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
