@@ -88,9 +88,14 @@ es_actor_new(const char *kind, const es_actor_opts_t *opts, int heartbeat_ms, es
     self->heartbeat_ms = heartbeat_ms;
     self->parent = getppid();
     es_msg_in_init(&self->in);
-    //  Die with the orchestrator; then check the parent did not die before prctl.
+    //  Die with the orchestrator; then check the parent did not die before prctl. The parent
+    //  pid is the one exec'd us: an early death re-parents us before we get here.
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1) {
         es_err_set(err, ES_ESYS, "prctl: %s", strerror(errno));
+        goto fail;
+    }
+    if (self->parent == 1 || getppid() != self->parent) {
+        es_err_set(err, ES_ESYS, "the orchestrator exited before this actor started");
         goto fail;
     }
     sigset_t set;
@@ -224,16 +229,22 @@ es_actor_step(es_actor_t *self, es_http_t *http, int timeout_ms, es_actor_msg_fn
         es_http_perform(http);
     if (getppid() != self->parent)
         self->terminated = true;
-    now = es_now_ms();
-    if (now >= self->next_beat) {
-        es_msg_t beat;
-        es_msg_init(&beat, ES_MSG_HEARTBEAT, 0);
-        beat.u.heartbeat.busy = self->busy;
-        if (es_actor_send(self, &beat, err))
-            return -1;
-        self->next_beat = now + self->heartbeat_ms;
-    }
+    if (es_now_ms() >= self->next_beat)
+        es_actor_beat(self);
     return 0;
+}
+
+void
+es_actor_beat(es_actor_t *self)
+{
+    es_msg_t beat;
+    es_msg_init(&beat, ES_MSG_HEARTBEAT, 0);
+    beat.u.heartbeat.busy = self->busy;
+    es_err_t err;
+    //  A full queue (the orchestrator is busy) is not fatal: the next beat will do.
+    if (es_actor_send(self, &beat, &err))
+        es_log_debug("heartbeat not sent: %s", err.what);
+    self->next_beat = es_now_ms() + self->heartbeat_ms;
 }
 
 bool

@@ -41,6 +41,8 @@ int es_actor_step(es_actor_t *self, es_http_t *http, int timeout_ms, es_actor_ms
                   void *ctx, es_err_t *err);
 //  STOP received, SIGTERM/SIGINT seen or the parent died.
 bool es_actor_terminated(const es_actor_t *self);
+//  Send a heartbeat now (before work that may take a while). Failures are logged only.
+void es_actor_beat(es_actor_t *self);
 //  Reported in heartbeats.
 void es_actor_set_busy(es_actor_t *self, bool busy);
 

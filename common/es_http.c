@@ -98,6 +98,20 @@ s_on_write(char *data, size_t size, size_t nmemb, void *userp)
         es_err_set(&r->result.err, ES_EHTTP, "response larger than %zu bytes", r->owner_max);
         return 0;
     }
+    //  An error page (a proxy's HTML, a JSON error) is not a response to parse: keep its start
+    //  for the error text and let the status decide.
+    long status = 0;
+    if (curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+        (status < 200 || status > 299)) {
+        size_t have = strlen(r->result.excerpt);
+        size_t room = sizeof r->result.excerpt - 1 - have;
+        size_t n = len < room ? len : room;
+        for (size_t i = 0; i < n; i++) //  printable only: it ends up in logs and results
+            r->result.excerpt[have + i] =
+                (data[i] >= 0x20 && data[i] < 0x7f) ? data[i] : ' ';
+        r->result.excerpt[have + n] = '\0';
+        return len;
+    }
     if (r->cb->on_data && r->cb->on_data(r->ctx, data, len, &r->result.err)) {
         r->result.data_failed = true;
         return 0;
@@ -174,6 +188,9 @@ es_http_start(es_http_t *self, const char *url, const char *body, size_t body_le
     SETOPT(CURLOPT_HTTPHEADER, r->headers);
     SETOPT(CURLOPT_ACCEPT_ENCODING, "");
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    //  URLs come from the backend's appconfig: only HTTP(S), also after redirects.
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     if (body) {
         r->body = es_malloc(body_len + 1);
         memcpy(r->body, body, body_len);

@@ -22,11 +22,12 @@ typedef struct {
     double seconds;       //  total transfer time
     long retry_after_s;   //  Retry-After header in seconds, -1 if absent
     bool data_failed;     //  the data callback refused the body (see err)
+    char excerpt[256];    //  start of a non-2xx body (kept here, not passed to on_data)
     es_err_t err;         //  set unless the transfer completed with a 2xx-5xx status
 } es_http_result_t;
 
 typedef struct {
-    //  Next piece of the body. Return 0, or -1 with err set to abort the transfer.
+    //  Next piece of a 2xx body. Return 0, or -1 with err set to abort the transfer.
     int (*on_data)(void *ctx, const char *data, size_t len, es_err_t *err);
     //  The request ended (success or not); the request is freed after this returns.
     void (*on_done)(void *ctx, const es_http_result_t *result);

@@ -15,6 +15,7 @@
 #include <yajl/yajl_tree.h>
 
 enum { OP_PUT = 1, OP_DEL = 2 };
+#define ES_KEY_STORE_MAX 511 //  LMDB's default maximum key size
 
 typedef struct {
     bool active;                   //  a job is running
@@ -45,6 +46,7 @@ typedef struct {
     int64_t parse_us;              //  time spent in the parser
     size_t bytes;                  //  response bytes
     es_err_t parse_err;            //  why the parser stopped
+    es_buf_t errors;               //  syncErrors.download entries (JSON objects, comma-joined)
 } job_t;
 
 struct download {
@@ -56,6 +58,7 @@ struct download {
     job_t job;             //  the current job
     es_buf_t key, val;     //  scratch for record encoding
     uint32_t seed;         //  jitter
+    bool lost;             //  a JOB_DONE could not be sent: exit
 };
 
 //  --- messages to the orchestrator ----------------------------------------------------------
@@ -87,9 +90,13 @@ s_progress(download_t *self, const char *state, uint32_t records, int64_t reques
 }
 
 static void
-s_job_end(download_t *self, int32_t code, const char *what, const char *result)
+s_job_end(download_t *self, int32_t code, const char *what)
 {
     job_t *j = &self->job;
+    es_buf_t result;
+    es_buf_init(&result);
+    if (j->errors.len)
+        es_buf_printf(&result, "{\"syncErrors\":[%s]}", j->errors.data);
     es_msg_t m;
     es_msg_init(&m, ES_MSG_JOB_DONE, 0);
     es_job_done_t *d = &m.u.job_done;
@@ -97,10 +104,15 @@ s_job_end(download_t *self, int32_t code, const char *what, const char *result)
     d->job = j->id;
     d->code = code;
     d->what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
-    d->result = (es_slice_t){result ? result : "", result ? strlen(result) : 0};
+    d->result = (es_slice_t){result.data ? result.data : "", result.len};
     es_err_t err;
-    if (es_actor_send(self->actor, &m, &err))
-        es_log_warn("job done: %s", err.what);
+    if (es_actor_send(self->actor, &m, &err)) {
+        //  The orchestrator would wait for this job for ever: stop, so that supervision
+        //  restarts us and re-dispatches the job (it resumes from what is committed).
+        es_log_error("job done not sent (%s): exiting", err.what);
+        self->lost = true;
+    }
+    es_buf_release(&result);
     if (code && code != 2478)
         es_log_warn("%s/%s: download failed (%d): %s", j->service, j->object, code, what);
     else
@@ -117,6 +129,7 @@ s_job_end(download_t *self, int32_t code, const char *what, const char *result)
     es_buf_release(&j->ctx_key);
     es_buf_release(&j->body);
     es_buf_release(&j->ops);
+    es_buf_release(&j->errors);
     memset(j, 0, sizeof *j);
     es_actor_set_busy(self->actor, false);
 }
@@ -253,7 +266,7 @@ s_send(download_t *self)
         free(h[i]);
     j->t_sent = es_now_ms();
     if (rc) {
-        s_job_end(self, 2030, err.what, NULL);
+        s_job_end(self, 2030, err.what);
         return;
     }
     j->in_flight = true;
@@ -272,6 +285,19 @@ s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err)
                           j->nops);
     if (es_key_from_record(r->object, r->rec, r->rec_len, &self->key, err))
         return es_err_prefix(err, "records[%u]", j->nops);
+    if (self->key.len > ES_KEY_STORE_MAX) {
+        //  LMDB keys stop at 511 bytes: report the record, keep the rest of the batch.
+        if (j->errors.len)
+            es_buf_putc(&j->errors, ',');
+        es_buf_puts(&j->errors, "{\"object\":");
+        es_buf_json_str(&j->errors, j->object, strlen(j->object));
+        es_buf_puts(&j->errors, ",\"objectService\":");
+        es_buf_json_str(&j->errors, j->service, strlen(j->service));
+        es_buf_printf(&j->errors, ",\"opstatus\":0,\"errmsg\":\"primary key of %zu bytes "
+                                  "exceeds the local store's limit of %d bytes; record skipped\"}",
+                      self->key.len, ES_KEY_STORE_MAX);
+        return 0;
+    }
     //  [op][u32 key length][key][u32 value length][value]
     uint8_t op = r->is_delete ? OP_DEL : OP_PUT;
     es_buf_append(&j->ops, &op, 1);
@@ -340,7 +366,8 @@ s_apply_ops(es_txn_t *txn, const job_t *j, const char *main_t, const char *orig_
         p += vlen;
         const void *ov;
         size_t olen;
-        int has_orig = es_txn_get(txn, orig_t, key, klen, &ov, &olen, err);
+        //  downloadReconciliationRequired false: the server version wins unconditionally.
+        int has_orig = j->opts.reconcile ? es_txn_get(txn, orig_t, key, klen, &ov, &olen, err) : 0;
         if (has_orig < 0)
             return -1;
         if (has_orig) {
@@ -415,8 +442,9 @@ s_backoff_ms(download_t *self, const es_http_result_t *r)
     //  Full jitter in [d/2, d].
     self->seed = self->seed * 1103515245u + 12345u;
     d = d / 2 + (int64_t)(self->seed % (uint32_t)(d / 2 + 1));
+    //  Honour Retry-After, but a server cannot park a job for ever: ten times our own cap.
     if (r->retry_after_s >= 0 && r->retry_after_s * 1000 > d)
-        d = r->retry_after_s * 1000;
+        d = r->retry_after_s > cap / 100 ? cap * 10 : r->retry_after_s * 1000;
     return d;
 }
 
@@ -453,7 +481,8 @@ s_on_done(void *ctx, const es_http_result_t *r)
         else if (r->curl_code != CURLE_OK || r->data_failed)
             snprintf(what, sizeof what, "%s", r->err.what);
         else
-            snprintf(what, sizeof what, "%s: HTTP %ld", j->url, r->status);
+            snprintf(what, sizeof what, "%s: HTTP %ld%s%.200s", j->url, r->status,
+                     r->excerpt[0] ? ": " : "", r->excerpt);
         bool transient = ok_http || s_transient(r);
         if (transient && j->attempt < es_config_int(self->config, "retry.max_attempts") &&
             !j->cancelled) {
@@ -469,13 +498,13 @@ s_on_done(void *ctx, const es_http_result_t *r)
             (r->status == 401 || r->status == 403))
             snprintf(what + strlen(what), sizeof what - strlen(what),
                      " (backend refused the credentials: check auth_token)");
-        s_job_end(self, code, what, NULL);
+        s_job_end(self, code, what);
         return;
     }
     if (es_dlparse_has_opstatus(j->parser) && es_dlparse_opstatus(j->parser) != 0) {
         snprintf(what, sizeof what, "Server responded with error opstatus %lld: %s",
                  (long long)es_dlparse_opstatus(j->parser), es_dlparse_errmsg(j->parser));
-        s_job_end(self, 2038, what, NULL);
+        s_job_end(self, 2038, what);
         return;
     }
     bool more = es_dlparse_has_more(j->parser);
@@ -484,13 +513,24 @@ s_on_done(void *ctx, const es_http_result_t *r)
     if (more && !dctx) {
         snprintf(what, sizeof what, "%s: hasMoreRecords is true but delta_context is missing",
                  j->url);
-        s_job_end(self, 2474, what, NULL);
+        s_job_end(self, 2474, what);
+        return;
+    }
+    //  A server that says "more" without moving on would loop for ever.
+    if (more && es_dlparse_count(j->parser) == 0 && strstr(j->body.data, dctx)) {
+        snprintf(what, sizeof what,
+                 "%s: hasMoreRecords is true but the batch is empty and delta_context did not "
+                 "change",
+                 j->url);
+        s_job_end(self, 2474, what);
         return;
     }
     int64_t t_parsed = es_now_ms();
     commit_t c = {self, more ? dctx : NULL, more ? NULL : new_delta};
+    //  A big commit (or a wait for the writer lock) must not look like silence.
+    es_actor_beat(self->actor);
     if (es_store_write(self->store, s_commit_fn, &c, &err)) {
-        s_job_end(self, 2000, err.what, NULL);
+        s_job_end(self, 2000, err.what);
         return;
     }
     int64_t t_committed = es_now_ms();
@@ -499,11 +539,11 @@ s_on_done(void *ctx, const es_http_result_t *r)
     s_progress(self, "Ended", j->nops, j->t_sent - j->t_start,
                (t_parsed - j->t_sent) - parse_ms, parse_ms, t_committed - t_parsed);
     if (!more) {
-        s_job_end(self, 0, NULL, NULL);
+        s_job_end(self, 0, NULL);
         return;
     }
     if (j->cancelled) {
-        s_job_end(self, 2478, "Syncing operation has been cancelled", NULL);
+        s_job_end(self, 2478, "Syncing operation has been cancelled");
         return;
     }
     //  Next batch: echo the server's delta_context verbatim.
@@ -563,6 +603,16 @@ s_start_job(download_t *self, const es_download_t *d)
     if (j->active) {
         es_log_warn("job %llu refused: job %llu is running", (unsigned long long)d->job,
                     (unsigned long long)j->id);
+        es_msg_t m;
+        es_msg_init(&m, ES_MSG_JOB_DONE, 0);
+        snprintf(m.u.job_done.session, sizeof m.u.job_done.session, "%s", d->session);
+        m.u.job_done.job = d->job;
+        m.u.job_done.code = 2460;
+        static const char busy[] = "download actor busy with another job";
+        m.u.job_done.what = (es_slice_t){busy, sizeof busy - 1};
+        es_err_t err;
+        if (es_actor_send(self->actor, &m, &err))
+            self->lost = true;
         return;
     }
     memset(j, 0, sizeof *j);
@@ -575,6 +625,7 @@ s_start_job(download_t *self, const es_download_t *d)
     es_buf_init(&j->ctx_key);
     es_buf_init(&j->body);
     es_buf_init(&j->ops);
+    es_buf_init(&j->errors);
     es_err_t err;
     char *base = s_load_url(self, d->service, &err);
     j->meta = base ? s_load_meta(self, d->service, &err) : NULL;
@@ -584,7 +635,7 @@ s_start_job(download_t *self, const es_download_t *d)
             es_err_set(&err, ES_ENOTFOUND, "object '%s' is not in service '%s'", d->object,
                        d->service);
         free(base);
-        s_job_end(self, 2474, err.what, NULL);
+        s_job_end(self, 2474, err.what);
         return;
     }
     const char **names = es_malloc(j->meta->nobjects * sizeof *names);
@@ -596,7 +647,7 @@ s_start_job(download_t *self, const es_download_t *d)
     free(names);
     if (rc) {
         free(base);
-        s_job_end(self, vmx ? vmx : 2304, err.what, NULL);
+        s_job_end(self, vmx ? vmx : 2304, err.what);
         return;
     }
     j->opts_parsed = true;
@@ -624,7 +675,7 @@ s_start_job(download_t *self, const es_download_t *d)
     j->url = es_buf_steal(&url);
     es_buf_printf(&j->ctx_key, "%s\n%s", j->object, j->filter ? j->filter : "");
     if (s_load_ctx(self, &err)) {
-        s_job_end(self, 2000, err.what, NULL);
+        s_job_end(self, 2000, err.what);
         return;
     }
     s_send(self);
@@ -641,7 +692,7 @@ s_on_msg(void *ctx, const es_msg_t *msg)
         self->job.cancelled = true;
         //  Waiting to retry: nothing in flight to finish.
         if (!self->job.in_flight)
-            s_job_end(self, 2478, "Syncing operation has been cancelled", NULL);
+            s_job_end(self, 2478, "Syncing operation has been cancelled");
     }
 }
 
@@ -700,6 +751,7 @@ download_destroy(download_t **self_p)
     es_buf_release(&j->ctx_key);
     es_buf_release(&j->body);
     es_buf_release(&j->ops);
+    es_buf_release(&j->errors);
     es_actor_destroy(&self->actor);
     es_http_destroy(&self->http);
     es_store_destroy(&self->store);
@@ -714,6 +766,8 @@ int
 download_run(download_t *self, es_err_t *err)
 {
     while (!es_actor_terminated(self->actor)) {
+        if (self->lost)
+            return es_err_set(err, ES_ESYS, "lost contact with the orchestrator");
         int timeout = 1000;
         job_t *j = &self->job;
         if (j->active && j->retry_at) {

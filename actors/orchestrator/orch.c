@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -245,15 +246,26 @@ s_publish(orch_t *self, session_t *s, es_msg_type_t type, const char *body, int3
         snprintf(topic, sizeof topic, "result.%s", s->id);
     }
     es_err_t err;
-    if (s->route_len && es_msg_send(self->cmd, s->route, s->route_len, &m, &err)) {
+    es_buf_t frame;
+    es_buf_init(&frame);
+    //  Encode once, before any frame goes out, so a failure cannot leave half a message.
+    if (es_msg_encode(&m, &frame, &err)) {
+        es_log_error("session %s: %s not sent: %s", s->id, es_msg_name(type), err.what);
+        es_buf_release(&frame);
+        return;
+    }
+    if (s->route_len &&
+        (zmq_send(self->cmd, s->route, s->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1 ||
+         zmq_send(self->cmd, frame.data, frame.len, ZMQ_DONTWAIT) == -1)) {
         es_log_info("session %s: client gone (%s); results stay available by STATUS", s->id,
-                    err.what);
+                    zmq_strerror(errno));
         s->route_len = 0;
     }
-    //  PUB: topic frame, then the message frame.
+    //  PUB: topic frame, then the message frame; dropped when no one listens.
     if (zmq_send(self->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1 ||
-        es_msg_send(self->pub, NULL, 0, &m, &err))
+        zmq_send(self->pub, frame.data, frame.len, ZMQ_DONTWAIT) == -1)
         es_log_debug("publish %s: dropped", topic);
+    es_buf_release(&frame);
 }
 
 static void
@@ -313,7 +325,7 @@ s_dispatch(orch_t *self)
             }
             actor_t *a = orch_super_idle(self->super, "download");
             if (!a)
-                return;
+                break; //  no free worker; later sessions may still have finished
             es_msg_t m;
             es_msg_init(&m, ES_MSG_DOWNLOAD, 0);
             es_download_t *d = &m.u.download;
@@ -335,7 +347,7 @@ s_dispatch(orch_t *self)
             es_err_t err;
             if (es_msg_send(self->work, a->route, strlen(a->route), &m, &err)) {
                 es_log_warn("dispatch to %s: %s", a->route, err.what);
-                return;
+                break;
             }
             a->job = d->job;
             o->job = d->job;
@@ -404,22 +416,43 @@ s_on_progress(orch_t *self, const es_progress_t *p)
             o = &s->objs[i];
     if (!o)
         return; //  a late message of a job that was re-dispatched
-    char extra[256];
+    //  SPEC 4.1: "name" is the object at object level, the service at service level; the object
+    //  is always in "object" too, since objects of a service run in parallel here.
+    es_buf_t extra;
+    es_buf_init(&extra);
+    es_buf_puts(&extra, ",\"objectService\":");
+    es_buf_json_str(&extra, o->service, strlen(o->service));
+    es_buf_puts(&extra, ",\"object\":");
+    es_buf_json_str(&extra, o->name, strlen(o->name));
+    es_buf_printf(&extra, ",\"batchNumber\":%u", p->batch);
     if (strcmp(p->state, "Ended") == 0 && strcmp(p->phase, "Download") == 0) {
         o->batches = p->batch;
         o->records += p->records;
         orch_session_batch(s, p);
-        snprintf(extra, sizeof extra,
-                 ",\"objectService\":\"%s\",\"batchNumber\":%u,\"totalDownloadedRecords\":%llu,"
-                 "\"objectDownloadedRecords\":%llu",
-                 o->service, p->batch, (unsigned long long)s->downloaded,
-                 (unsigned long long)o->records);
+        es_buf_printf(&extra, ",\"totalDownloadedRecords\":%llu,\"objectDownloadedRecords\":%llu",
+                      (unsigned long long)s->downloaded, (unsigned long long)o->records);
         s_persist(self, s);
-    } else {
-        snprintf(extra, sizeof extra, ",\"objectService\":\"%s\",\"batchNumber\":%u", o->service,
-                 p->batch);
     }
-    s_event(self, s, p->phase, p->state, p->object, extra);
+    const char *name = strcmp(s->level, "object") == 0 ? p->object : o->service;
+    s_event(self, s, p->phase, p->state, name, extra.data);
+    es_buf_release(&extra);
+}
+
+//  Stop the other running jobs of a failed or cancelled session after their batch in flight.
+static void
+s_cancel_jobs(orch_t *self, session_t *s)
+{
+    es_msg_t m;
+    es_msg_init(&m, ES_MSG_CANCEL, 0);
+    snprintf(m.u.cancel.session, sizeof m.u.cancel.session, "%s", s->id);
+    for (size_t i = 0; i < s->nobjs; i++) {
+        actor_t *a = s->objs[i].state == SOBJ_RUNNING
+                         ? orch_super_by_job(self->super, s->objs[i].job)
+                         : NULL;
+        es_err_t err;
+        if (a && es_msg_send(self->work, a->route, strlen(a->route), &m, &err))
+            es_log_warn("cancel to %s: %s", a->route, err.what);
+    }
 }
 
 static void
@@ -443,6 +476,7 @@ s_on_job_done(orch_t *self, actor_t *a, const es_job_done_t *d)
             s->code = d->code;
             free(s->what);
             s->what = es_strndup(d->what.ptr, d->what.len);
+            s_cancel_jobs(self, s);
         }
     }
     //  {"syncErrors":[...],"warnings":[...]} fragments from the actor.
@@ -512,13 +546,13 @@ s_fail(orch_t *self, const client_t *c, int32_t code, const char *message, const
     free(body);
 }
 
-//  Validate one service's options (names of its objects), fill the session's flags and append
-//  the normalised options (service-level shape, which actors parse) to norm.
+//  Validate one service's options (object level: that object; service level: all objects),
+//  note flags on the session, append the normalised options (service-level shape, which actors
+//  parse) to norm and return the sync type. -1 with *code and err on invalid options.
 static int
 s_check_options(session_t *s, const es_meta_t *meta, const char *object, const char *options,
-                es_buf_t *norm, int32_t *code, es_err_t *err)
+                es_buf_t *norm, es_sync_type_t *type, int32_t *code, es_err_t *err)
 {
-    //  Object level: the one object; service level: all of them.
     const char **names = es_malloc((meta->nobjects + 1) * sizeof *names);
     size_t n = 0;
     if (object)
@@ -536,8 +570,9 @@ s_check_options(session_t *s, const es_meta_t *meta, const char *object, const c
         *code = vmx ? vmx : 2304;
         return -1;
     }
-    s->get_stats = o.get_sync_stats;
+    s->get_stats = s->get_stats || o.get_sync_stats;
     snprintf(s->sync_type, sizeof s->sync_type, "%s", es_syncopts_type_name(o.sync_type));
+    *type = o.sync_type;
     for (size_t i = 0; i < o.nwarnings; i++) {
         if (s->warnings.len)
             es_buf_putc(&s->warnings, ',');
@@ -549,72 +584,83 @@ s_check_options(session_t *s, const es_meta_t *meta, const char *object, const c
     return 0;
 }
 
+//  Names from clients: non-empty, no control characters (they end up in keys and JSON).
+static bool
+s_valid_name(const char *name)
+{
+    if (!*name)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+//  A session id that does not repeat across restarts, even on a gateway without a clock.
+static void
+s_session_id(char *id, size_t size)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (uint64_t)es_now_ms() ^ ((uint64_t)getpid() << 32); //  no entropy yet: still unique
+    snprintf(id, size, "s%016llx", (unsigned long long)r);
+}
+
 static void
 s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
 {
     const char *level = req->level;
     bool app = strcmp(level, "app") == 0, svc = strcmp(level, "service") == 0,
          obj = strcmp(level, "object") == 0;
-    const char *key = obj ? "objectName" : "objectServiceName";
-    const char *name = obj ? req->object : req->service;
+    const char *key = obj ? "objectName" : app ? "name" : "objectServiceName";
+    const char *name = obj ? req->object : app ? "application" : req->service;
     if (!app && !svc && !obj)
         return s_fail(self, c, 2460, "SYNC.level: expected app, service or object", key, "");
+    if (!app && !s_valid_name(req->service))
+        return s_fail(self, c, 2401, "Object service name is null, empty or invalid", key, name);
+    if (obj && !s_valid_name(req->object))
+        return s_fail(self, c, 2400, "Object name is null, empty or invalid", key, name);
     char *options = es_strndup(req->options.len ? req->options.ptr : "{}",
                                req->options.len ? req->options.len : 2);
     es_err_t err;
-    //  Which services take part.
-    es_buf_t names;
+    es_buf_t names, norm;
     es_buf_init(&names);
+    es_buf_init(&norm);
+    es_syncopts_app_t appo;
+    memset(&appo, 0, sizeof appo);
+    session_t *s = NULL;
     size_t nservices = 0;
     if (app) {
         if (s_services(self, &names, &nservices, &err)) {
-            s_fail(self, c, 2000, err.what, "name", "application");
+            s_fail(self, c, 2000, err.what, key, name);
             goto done;
         }
         if (nservices == 0) {
-            s_fail(self, c, 2483,
-                   "Setup is not performed. There are no object services to sync.", "name",
-                   "application");
+            s_fail(self, c, 2483, "Setup is not performed. There are no object services to sync.",
+                   key, name);
             goto done;
         }
     } else {
         es_buf_puts(&names, req->service);
         nservices = 1;
     }
-    for (session_t *s = self->sessions; s; s = s->next)
-        if (!s->done && orch_session_overlaps(s, level, req->service, req->object)) {
-            char *msg = es_sprintf("Sync is currently in progress for this object or object "
-                                   "service: session %s",
-                                   s->id);
-            s_fail(self, c, 2461, msg, key, name);
-            free(msg);
-            goto done;
-        }
-    char id[64];
-    snprintf(id, sizeof id, "s%lld-%u", (long long)time(NULL), ++self->session_seq);
-    session_t *s = orch_session_new(id, level, app ? "" : req->service, obj ? req->object : "",
-                                    "{}");
-    //  App level: each service's options come from objectServicesOptions (SPEC 2.3).
-    es_syncopts_app_t appo;
-    memset(&appo, 0, sizeof appo);
+    //  Service names, as an array for the app options parser.
+    const char **snames = es_calloc(nservices + 1, sizeof *snames);
+    size_t k = 0;
+    char *save = NULL;
+    for (char *n = strtok_r(names.data, "\n", &save); n && k < nservices;
+         n = strtok_r(NULL, "\n", &save))
+        snames[k++] = n;
+    char id[ES_NAME_MAX + 1];
+    s_session_id(id, sizeof id);
+    s = orch_session_new(id, level, app ? "" : req->service, obj ? req->object : "", "{}");
     if (app) {
-        const char **snames = es_malloc((nservices + 1) * sizeof *snames);
-        es_buf_t copy;
-        es_buf_init(&copy);
-        es_buf_append(&copy, names.data, names.len);
-        size_t k = 0;
-        char *sv = NULL;
-        for (char *n = strtok_r(copy.data, "\n", &sv); n; n = strtok_r(NULL, "\n", &sv))
-            snames[k++] = n;
+        //  Each service's options come from objectServicesOptions (SPEC 2.3).
         int vmx = 0;
-        int rc = es_syncopts_app_parse(&appo, options, strlen(options),
-                                       (const char *const *)snames, k, &err, &vmx);
-        free(snames);
-        es_buf_release(&copy);
-        if (rc) {
-            s_fail(self, c, vmx ? vmx : 2482, err.what, "name", "application");
-            orch_session_destroy(&s);
-            goto done;
+        if (es_syncopts_app_parse(&appo, options, strlen(options), (const char *const *)snames,
+                                  k, &err, &vmx)) {
+            s_fail(self, c, vmx ? vmx : 2482, err.what, key, name);
+            goto done_names;
         }
         for (size_t i = 0; i < appo.nwarnings; i++) {
             if (s->warnings.len)
@@ -622,64 +668,62 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
             es_buf_json_str(&s->warnings, appo.warnings[i], strlen(appo.warnings[i]));
         }
     }
-    es_buf_t norm;
-    es_buf_init(&norm);
     es_buf_putc(&norm, '{');
-    char *save = NULL;
-    for (char *svc_name = strtok_r(names.data, "\n", &save); svc_name;
-         svc_name = strtok_r(NULL, "\n", &save)) {
+    for (size_t si = 0; si < k; si++) {
+        const char *svc_name = snames[si];
         es_meta_t *meta = s_load_meta(self, svc_name, &err);
         if (!meta) {
             s_fail(self, c, err.code == ES_ENOTFOUND ? 2483 : 2000, err.what, key, name);
-            orch_session_destroy(&s);
-            es_buf_release(&norm);
-            es_syncopts_app_release(&appo);
-            goto done;
+            goto done_names;
         }
-        int32_t code = 0;
-        const char *sopts = options;
-        for (size_t i = 0; app && i < appo.nservices; i++)
-            if (strcmp(appo.services[i].key, svc_name) == 0)
-                sopts = appo.services[i].value;
-        if (app && sopts == options)
-            sopts = "{}";
-        if (norm.len > 1)
-            es_buf_putc(&norm, ',');
-        es_buf_json_str(&norm, svc_name, strlen(svc_name));
-        es_buf_putc(&norm, ':');
         if (obj && !es_meta_object(meta, req->object)) {
             char *msg = es_sprintf("object '%s' is not an object of service '%s'", req->object,
                                    svc_name);
             s_fail(self, c, 2400, msg, key, name);
             free(msg);
             es_meta_destroy(&meta);
-            orch_session_destroy(&s);
-            es_buf_release(&norm);
-            es_syncopts_app_release(&appo);
-            goto done;
+            goto done_names;
         }
-        if (s_check_options(s, meta, obj ? req->object : NULL, sopts, &norm, &code, &err)) {
+        const char *sopts = app ? "{}" : options;
+        for (size_t i = 0; app && i < appo.nservices; i++)
+            if (strcmp(appo.services[i].key, svc_name) == 0)
+                sopts = appo.services[i].value;
+        if (norm.len > 1)
+            es_buf_putc(&norm, ',');
+        es_buf_json_str(&norm, svc_name, strlen(svc_name));
+        es_buf_putc(&norm, ':');
+        int32_t code = 0;
+        es_sync_type_t type;
+        if (s_check_options(s, meta, obj ? req->object : NULL, sopts, &norm, &type, &code,
+                            &err)) {
             s_fail(self, c, code, err.what, key, name);
             es_meta_destroy(&meta);
-            orch_session_destroy(&s);
-            es_buf_release(&norm);
-            es_syncopts_app_release(&appo);
-            goto done;
+            goto done_names;
         }
-        for (size_t i = 0; i < meta->nobjects; i++)
-            if (!obj || strcmp(meta->objects[i].name, req->object) == 0)
-                orch_session_add_object(s, svc_name, meta->objects[i].name);
+        for (size_t i = 0; i < meta->nobjects; i++) {
+            if (obj && strcmp(meta->objects[i].name, req->object) != 0)
+                continue;
+            orch_session_add_object(s, svc_name, meta->objects[i].name);
+            //  Upload has nothing to send until local changes exist (upload issue); uploadOnly
+            //  skips this service's downloads.
+            if (type == ES_SYNC_UPLOAD_ONLY)
+                s->objs[s->nobjs - 1].state = SOBJ_SKIPPED;
+        }
         es_meta_destroy(&meta);
     }
-    es_syncopts_app_release(&appo);
     es_buf_putc(&norm, '}');
+    //  Options are valid: now the concurrency check (SPEC 2.2 takes the lock last).
+    for (session_t *o = self->sessions; o; o = o->next)
+        if (!o->done && orch_session_overlaps(o, level, req->service, req->object)) {
+            char *msg = es_sprintf("Sync is currently in progress for this object or object "
+                                   "service: session %s",
+                                   o->id);
+            s_fail(self, c, 2461, msg, key, name);
+            free(msg);
+            goto done_names;
+        }
     free(s->options);
     s->options = es_buf_steal(&norm);
-    //  Upload has nothing to send until local changes exist (upload issue); uploadOnly skips
-    //  the download of every object.
-    if (strcmp(s->sync_type, "uploadOnly") == 0)
-        for (size_t i = 0; i < s->nobjs; i++)
-            s->objs[i].state = SOBJ_SKIPPED;
     memcpy(s->route, c->route, c->route_len);
     s->route_len = c->route_len;
     s->request_id = c->request_id;
@@ -704,8 +748,14 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
     es_log_info("session %s: %s sync of %s%s%s (%s, %zu objects)", s->id, level,
                 app ? "all services" : req->service, obj ? "/" : "", obj ? req->object : "",
                 s->sync_type, s->nobjs);
+    s = NULL; //  the list owns it now
     s_dispatch(self);
+done_names:
+    free(snames);
 done:
+    orch_session_destroy(&s);
+    es_syncopts_app_release(&appo);
+    es_buf_release(&norm);
     es_buf_release(&names);
     free(options);
 }
@@ -717,17 +767,7 @@ s_cmd_cancel(orch_t *self, const client_t *c, const es_cancel_t *req)
         if (strcmp(s->id, req->session) == 0 && !s->done) {
             s->cancelled = true;
             //  Running jobs finish their batch in flight, then stop (D13).
-            es_msg_t m;
-            es_msg_init(&m, ES_MSG_CANCEL, 0);
-            snprintf(m.u.cancel.session, sizeof m.u.cancel.session, "%s", s->id);
-            for (size_t i = 0; i < s->nobjs; i++) {
-                actor_t *a = s->objs[i].state == SOBJ_RUNNING
-                                 ? orch_super_by_job(self->super, s->objs[i].job)
-                                 : NULL;
-                es_err_t err;
-                if (a && es_msg_send(self->work, a->route, strlen(a->route), &m, &err))
-                    es_log_warn("cancel to %s: %s", a->route, err.what);
-            }
+            s_cancel_jobs(self, s);
             s_persist(self, s);
             s_reply(self, c->route, c->route_len, c->request_id, 0, "", "{\"cancelled\":true}");
             s_dispatch(self);
@@ -1307,6 +1347,7 @@ orch_run(orch_t *self, es_err_t *err)
     es_log_info("edgesyncd %d: commands on %s, events on %s", (int)getpid(), self->cmd_ep,
                 self->event_ep);
     while (!self->terminated) {
+        s_on_work(self); //  heartbeats queued while the loop was busy count before judging
         orch_super_tick(self->super);
         s_dispatch(self);
         int timeout = orch_super_next_ms(self->super, 250);

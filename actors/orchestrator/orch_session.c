@@ -170,6 +170,44 @@ s_fragment(es_buf_t *out, yajl_val root, const char *key)
     es_json_write_elements(out, yajl_tree_get(root, path, yajl_t_array));
 }
 
+//  A string that fits a field of max characters, else NULL.
+static const char *
+s_get_name(yajl_val root, const char *key, size_t max)
+{
+    const char *v = s_get_str(root, key);
+    return v && strlen(v) <= max ? v : NULL;
+}
+
+static int
+s_state_parse(const char *text)
+{
+    static const char *states[] = {"pending", "running", "done", "failed", "skipped"};
+    for (int k = 0; k < 5; k++)
+        if (strcmp(text, states[k]) == 0)
+            return k;
+    return -1;
+}
+
+//  Rebuild one plan entry; -1 if it is not what to_json writes.
+static int
+s_object_from_json(session_t *self, yajl_val o)
+{
+    const char *osvc = s_get_name(o, "service", ES_NAME_MAX);
+    const char *oname = s_get_name(o, "name", ES_NAME_MAX);
+    const char *ostate = s_get_str(o, "state");
+    int state = ostate ? s_state_parse(ostate) : -1;
+    if (!osvc || !oname || state < 0)
+        return -1;
+    orch_session_add_object(self, osvc, oname);
+    sobj_t *so = &self->objs[self->nobjs - 1];
+    //  A running object's actor died with the daemon: dispatch it again.
+    so->state = state == SOBJ_RUNNING ? SOBJ_PENDING : (sobj_state_t)state;
+    so->batches = (uint32_t)s_get_int(o, "batches");
+    so->records = (uint64_t)s_get_int(o, "records");
+    so->attempts = (uint32_t)s_get_int(o, "attempts");
+    return 0;
+}
+
 session_t *
 orch_session_from_json(const char *json, size_t len)
 {
@@ -181,17 +219,22 @@ orch_session_from_json(const char *json, size_t len)
         yajl_tree_free(root);
         return NULL;
     }
-    const char *id = s_get_str(root, "id"), *level = s_get_str(root, "level");
-    const char *service = s_get_str(root, "service"), *object = s_get_str(root, "object");
+    //  Names that do not fit their fields would come back truncated: refuse them instead.
+    const char *id = s_get_name(root, "id", ES_NAME_MAX);
+    const char *level = s_get_str(root, "level");
+    const char *service = s_get_name(root, "service", ES_NAME_MAX);
+    const char *object = s_get_name(root, "object", ES_NAME_MAX);
     const char *options = s_get_str(root, "options");
     const char *objs_path[] = {"objects", NULL};
     yajl_val objs = yajl_tree_get(root, objs_path, yajl_t_array);
-    if (!id || !level || !service || !object || !options || !objs) {
+    bool level_ok = level && (strcmp(level, "app") == 0 || strcmp(level, "service") == 0 ||
+                              strcmp(level, "object") == 0);
+    if (!id || !level_ok || !service || !object || !options || !objs) {
         yajl_tree_free(root);
         return NULL;
     }
     session_t *self = orch_session_new(id, level, service, object, options);
-    const char *st = s_get_str(root, "syncType");
+    const char *st = s_get_name(root, "syncType", sizeof self->sync_type - 1);
     snprintf(self->sync_type, sizeof self->sync_type, "%s", st ? st : "fullSync");
     const char *gs_path[] = {"getStats", NULL};
     self->get_stats = YAJL_IS_TRUE(yajl_tree_get(root, gs_path, yajl_t_any));
@@ -207,24 +250,13 @@ orch_session_from_json(const char *json, size_t len)
     self->done = state && strcmp(state, "done") == 0;
     //  Elapsed time continues from the wall clock start.
     self->start_mono_ms = es_now_ms() - (s_epoch_ms() - self->start_epoch_ms);
-    for (size_t i = 0; i < objs->u.array.len; i++) {
-        yajl_val o = objs->u.array.values[i];
-        const char *osvc = s_get_str(o, "service"), *oname = s_get_str(o, "name");
-        const char *ostate = s_get_str(o, "state");
-        if (!osvc || !oname || !ostate)
-            continue;
-        orch_session_add_object(self, osvc, oname);
-        sobj_t *so = &self->objs[self->nobjs - 1];
-        static const char *states[] = {"pending", "running", "done", "failed", "skipped"};
-        for (int k = 0; k < 5; k++)
-            if (strcmp(ostate, states[k]) == 0)
-                so->state = (sobj_state_t)k;
-        if (so->state == SOBJ_RUNNING)
-            so->state = SOBJ_PENDING; //  its actor died with the daemon: dispatch again
-        so->batches = (uint32_t)s_get_int(o, "batches");
-        so->records = (uint64_t)s_get_int(o, "records");
-        so->attempts = (uint32_t)s_get_int(o, "attempts");
-    }
+    for (size_t i = 0; i < objs->u.array.len; i++)
+        if (s_object_from_json(self, objs->u.array.values[i])) {
+            //  A plan missing an object would end "successful" without syncing it.
+            orch_session_destroy(&self);
+            yajl_tree_free(root);
+            return NULL;
+        }
     s_fragment(&self->batches, root, "batches");
     s_fragment(&self->errors, root, "errors");
     s_fragment(&self->warnings, root, "warnings");
@@ -312,8 +344,7 @@ orch_session_finish(session_t *self)
         es_buf_printf(&out, "{\"code\":%d,", self->code);
         s_str(&out, "message", self->what ? self->what : "sync failed");
         es_buf_puts(&out, ",\"domain\":\"OfflineObjectsError\",\"status\":-1,\"userInfo\":{");
-        s_str(&out, strcmp(self->level, "object") == 0 ? "objectName" : "objectServiceName",
-              name);
+        s_str(&out, strcmp(self->level, "object") == 0 ? "objectName" : "objectServiceName", name);
         es_buf_putc(&out, '}');
     }
     if (self->get_stats) {

@@ -21,6 +21,7 @@ struct orch_super {
     void *ctx;                    //  for on_down
     actor_t actors[ACTORS_MAX];   //  declared actors
     size_t nactors;               //  used entries
+    int64_t last_tick_ms;         //  previous orch_super_tick
 };
 
 orch_super_t *
@@ -188,6 +189,17 @@ orch_super_tick(orch_super_t *self)
 {
     s_reap(self);
     int64_t now = es_now_ms();
+    //  If this loop itself was stalled (a slow disk, the LMDB writer lock), heartbeats may be
+    //  waiting unread: silence cannot be judged for that long, so restart the clocks.
+    if (self->last_tick_ms && now - self->last_tick_ms > self->opts.heartbeat_timeout_ms / 2) {
+        es_log_warn("orchestrator loop stalled for %lld ms", (long long)(now - self->last_tick_ms));
+        for (size_t i = 0; i < self->nactors; i++) {
+            self->actors[i].last_seen_ms = now;
+            if (self->actors[i].state == ACTOR_STARTING)
+                self->actors[i].started_ms = now;
+        }
+    }
+    self->last_tick_ms = now;
     for (size_t i = 0; i < self->nactors; i++) {
         actor_t *a = &self->actors[i];
         if (a->state == ACTOR_DOWN) {
