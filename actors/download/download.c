@@ -9,13 +9,19 @@
 #include "protocol/es_syncopts.h"
 #include "store/es_store.h"
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
 enum { OP_PUT = 1, OP_DEL = 2 };
 #define ES_KEY_STORE_MAX 511 //  LMDB's default maximum key size
+//  Parsed records of a batch are held until its commit; past this they go to an unlinked temp
+//  file in the data dir, so memory does not grow with downloadBatchSize.
+#define OPS_MEM_MAX (1u << 20)
 
 typedef struct {
     bool active;                   //  a job is running
@@ -47,6 +53,8 @@ typedef struct {
     size_t bytes;                  //  response bytes
     es_err_t parse_err;            //  why the parser stopped
     es_buf_t errors;               //  syncErrors.download entries (JSON objects, comma-joined)
+    int spill_fd;                  //  parsed records beyond OPS_MEM_MAX wait here (-1: none)
+    size_t spilled;                //  bytes in the spill file
 } job_t;
 
 struct download {
@@ -130,7 +138,10 @@ s_job_end(download_t *self, int32_t code, const char *what)
     es_buf_release(&j->body);
     es_buf_release(&j->ops);
     es_buf_release(&j->errors);
+    if (j->spill_fd >= 0)
+        close(j->spill_fd);
     memset(j, 0, sizeof *j);
+    j->spill_fd = -1;
     es_actor_set_busy(self->actor, false);
 }
 
@@ -224,6 +235,7 @@ s_load_ctx(download_t *self, es_err_t *err)
     return 0;
 }
 
+static void s_ops_reset(job_t *j);
 static int s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err);
 static void s_on_object_error(void *ctx, const char *object, int64_t opstatus,
                               const char *errmsg);
@@ -241,8 +253,7 @@ s_send(download_t *self)
     j->t_start = es_now_ms();
     j->bytes = 0;
     j->parse_us = 0;
-    j->nops = 0;
-    es_buf_reset(&j->ops);
+    s_ops_reset(j);
     es_err_clear(&j->parse_err);
     if (j->attempt == 0)
         s_progress(self, "Started", 0, 0, 0, 0, 0);
@@ -273,6 +284,45 @@ s_send(download_t *self)
 }
 
 //  --- the response --------------------------------------------------------------------------
+
+//  Move the buffered records to the spill file (whole records only).
+static int
+s_spill(download_t *self, es_err_t *err)
+{
+    job_t *j = &self->job;
+    if (j->spill_fd < 0) {
+        j->spill_fd = open(self->opts.data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (j->spill_fd < 0)
+            return es_err_set(err, ES_ESYS, "spill file in %s: %s", self->opts.data_dir,
+                              strerror(errno));
+    }
+    const char *p = j->ops.data;
+    size_t left = j->ops.len;
+    while (left) {
+        ssize_t n = pwrite(j->spill_fd, p, left, (off_t)j->spilled);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return es_err_set(err, ES_ESYS, "spill file: write: %s",
+                              n < 0 ? strerror(errno) : "no progress");
+        p += n;
+        left -= (size_t)n;
+        j->spilled += (size_t)n;
+    }
+    es_buf_reset(&j->ops);
+    return 0;
+}
+
+//  Forget the records of the batch (after its commit, or before a retry).
+static void
+s_ops_reset(job_t *j)
+{
+    es_buf_reset(&j->ops);
+    j->nops = 0;
+    if (j->spill_fd >= 0 && j->spilled && ftruncate(j->spill_fd, 0) == -1)
+        es_log_warn("spill file: truncate: %s", strerror(errno)); //  overwritten from 0 anyway
+    j->spilled = 0;
+}
 
 static int
 s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err)
@@ -314,6 +364,8 @@ s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err)
         es_buf_append(&j->ops, &vlen, 4);
     }
     j->nops++;
+    if (j->ops.len >= OPS_MEM_MAX)
+        return s_spill(self, err);
     return 0;
 }
 
@@ -350,9 +402,10 @@ typedef struct {
 //  Apply the parsed records of the batch. A row with local state (a baseline in orig:) is not
 //  overwritten: the server version becomes its new baseline (SPEC 3.6.5).
 static int
-s_apply_ops(es_txn_t *txn, const job_t *j, const char *main_t, const char *orig_t, es_err_t *err)
+s_apply_ops(es_txn_t *txn, const job_t *j, const char *ops, size_t len, const char *main_t,
+            const char *orig_t, es_err_t *err)
 {
-    const char *p = j->ops.data, *end = j->ops.data + j->ops.len;
+    const char *p = ops, *end = ops + len;
     while (p < end) {
         uint8_t op = (uint8_t)*p++;
         uint32_t klen, vlen;
@@ -395,7 +448,20 @@ s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
     es_buf_init(&orig_b);
     es_store_table(&main_b, "main", j->object);
     es_store_table(&orig_b, "orig", j->object);
-    int rc = s_apply_ops(txn, j, main_b.data, orig_b.data, err);
+    int rc = 0;
+    if (j->spilled) {
+        //  Spilled records first (they were parsed first); the mapping is file-backed, so
+        //  the kernel can drop its pages under pressure.
+        void *map = mmap(NULL, j->spilled, PROT_READ, MAP_SHARED, j->spill_fd, 0);
+        if (map == MAP_FAILED) {
+            rc = es_err_set(err, ES_ESYS, "spill file: mmap: %s", strerror(errno));
+        } else {
+            rc = s_apply_ops(txn, j, map, j->spilled, main_b.data, orig_b.data, err);
+            munmap(map, j->spilled);
+        }
+    }
+    if (rc == 0)
+        rc = s_apply_ops(txn, j, j->ops.data, j->ops.len, main_b.data, orig_b.data, err);
     es_buf_release(&main_b);
     es_buf_release(&orig_b);
     if (rc)
@@ -616,6 +682,7 @@ s_start_job(download_t *self, const es_download_t *d)
         return;
     }
     memset(j, 0, sizeof *j);
+    j->spill_fd = -1;
     j->active = true;
     es_actor_set_busy(self->actor, true);
     snprintf(j->session, sizeof j->session, "%s", d->session);
@@ -701,6 +768,7 @@ download_new(const es_actor_opts_t *opts, es_err_t *err)
 {
     download_t *self = es_calloc(1, sizeof *self);
     self->opts = *opts;
+    self->job.spill_fd = -1;
     self->seed = (uint32_t)getpid() ^ (uint32_t)es_now_ms();
     es_buf_init(&self->key);
     es_buf_init(&self->val);
@@ -752,6 +820,8 @@ download_destroy(download_t **self_p)
     es_buf_release(&j->body);
     es_buf_release(&j->ops);
     es_buf_release(&j->errors);
+    if (j->spill_fd >= 0)
+        close(j->spill_fd);
     es_actor_destroy(&self->actor);
     es_http_destroy(&self->http);
     es_store_destroy(&self->store);

@@ -81,6 +81,20 @@ try:
     rc, out, err = env.cli("get", SVC, "Product", "--filter", "price gt 50")
     check(rc == 0 and len(json.loads(out)["records"]) == len(expect), "local filtered get")
 
+    # 3b. downloadBatchSize 0: everything in one response (10,000 records, several MB), which
+    #     the download actor spills to a temp file before the one commit.
+    rc, out, err = env.cli("sync", SVC, "OrderLine", "--options",
+                           '{"syncType":"downloadOnly","filter":"qty ge 0",'
+                           '"getSyncStats":true,"downloadBatchSize":0}', "--json")
+    check(rc == 0, f"batch size 0 sync rc {rc}: {err[-1000:]}")
+    res = json.loads(out) if out.strip() else {}
+    ds = res.get("syncStats", {}).get("downloadStats", [])
+    n = len([r for r in env.server_records(SVC, "OrderLine") if r["qty"] >= 0])
+    check(len(ds) == 1 and ds[0]["numberOfRecords"] == n and ds[0]["bytes"] > 2 * 1024 * 1024,
+          f"one batch of {n} records over 2 MB: {ds}")
+    check(same_records(env.local_records(SVC, "OrderLine"), env.server_records(SVC, "OrderLine")),
+          "OrderLine: equal after a one-batch download")
+
     # 4. Stats kept by the stats actor.
     rc, out, err = env.cli("stats", SVC)
     check(rc == 0 and json.loads(out).get("name") == SVC, f"stats {SVC}: {rc} {out[:200]} {err}")
