@@ -74,13 +74,17 @@ es_buf_printf(es_buf_t *self, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n <= 0)
-        return;
+    if (n < 0)
+        n = 0; //  an encoding error appends nothing
+    //  Even an empty result leaves data allocated and NUL-terminated, as after any append.
     s_reserve(self, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(self->data + self->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    self->len += (size_t)n;
+    self->data[self->len] = '\0';
+    if (n > 0) {
+        va_start(ap, fmt);
+        vsnprintf(self->data + self->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        self->len += (size_t)n;
+    }
 }
 
 //  Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid.
@@ -136,12 +140,23 @@ es_buf_json_str(es_buf_t *self, const char *s, size_t len)
             i++;
         } else if (c < 0x20) {
             switch (c) {
-            case '\n': es_buf_puts(self, "\\n"); break;
-            case '\r': es_buf_puts(self, "\\r"); break;
-            case '\t': es_buf_puts(self, "\\t"); break;
-            case '\b': es_buf_puts(self, "\\b"); break;
-            case '\f': es_buf_puts(self, "\\f"); break;
-            default: es_buf_printf(self, "\\u%04x", c);
+            case '\n':
+                es_buf_puts(self, "\\n");
+                break;
+            case '\r':
+                es_buf_puts(self, "\\r");
+                break;
+            case '\t':
+                es_buf_puts(self, "\\t");
+                break;
+            case '\b':
+                es_buf_puts(self, "\\b");
+                break;
+            case '\f':
+                es_buf_puts(self, "\\f");
+                break;
+            default:
+                es_buf_printf(self, "\\u%04x", c);
             }
             i++;
         } else {

@@ -13,11 +13,11 @@
 typedef enum { C_STR, C_INT, C_LEVEL } ctype_t;
 
 typedef struct {
-    const char *name;  //  key in the file
-    ctype_t type;      //  value type
-    int64_t min, max;  //  bounds of C_INT
-    const char *dflt;  //  default as text
-    const char *help;  //  one line for --help-config and the sample file
+    const char *name; //  key in the file
+    ctype_t type;     //  value type
+    int64_t min, max; //  bounds of C_INT
+    const char *dflt; //  default as text
+    const char *help; //  one line for --help-config and the sample file
 } option_t;
 
 static const option_t s_options[] = {
@@ -29,14 +29,16 @@ static const option_t s_options[] = {
     {"services", C_STR, 0, 0, "", "comma-separated object services to set up; empty = all"},
     {"cmd_endpoint", C_STR, 0, 0, "", "command socket; empty = ipc://<data_dir>/cmd.sock"},
     {"event_endpoint", C_STR, 0, 0, "", "event PUB socket; empty = ipc://<data_dir>/events.sock"},
-    {"download.workers", C_INT, 1, 16, "2", "download actor processes (objects downloaded in parallel)"},
+    {"download.workers", C_INT, 1, 16, "2",
+     "download actor processes (objects downloaded in parallel)"},
     {"store.map_size_mb", C_INT, 1, 1048576, "64", "initial LMDB map size in MiB"},
     {"store.map_max_mb", C_INT, 1, 1048576, "16384", "LMDB map never grows past this (MiB)"},
     {"http.connect_timeout_ms", C_INT, 100, 600000, "10000", "connect timeout per request"},
     {"http.timeout_ms", C_INT, 100, 3600000, "60000", "total timeout per request"},
     {"http.max_response_mb", C_INT, 1, 65536, "512", "responses larger than this are refused"},
     {"retry.max_attempts", C_INT, 0, 100, "5", "retries of a transient failure per request"},
-    {"retry.base_ms", C_INT, 1, 600000, "200", "first retry delay; doubles each attempt, with jitter"},
+    {"retry.base_ms", C_INT, 1, 600000, "200",
+     "first retry delay; doubles each attempt, with jitter"},
     {"retry.max_ms", C_INT, 1, 3600000, "10000", "longest retry delay (Retry-After may exceed it)"},
     {"heartbeat.interval_ms", C_INT, 50, 60000, "1000", "actor heartbeat period"},
     {"heartbeat.timeout_ms", C_INT, 200, 600000, "5000", "an actor silent this long is restarted"},
@@ -142,25 +144,47 @@ es_config_load(es_config_t *self, const char *path, es_err_t *err)
                             sizeof line - 2);
             break;
         }
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
         char *s = s_trim(line);
-        if (!*s)
-            continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
+        char *eq = strchr(s, '='), *hash = strchr(s, '#');
+        if (!eq || (hash && hash < eq)) {
+            if (hash)
+                *hash = '\0';
+            s = s_trim(s);
+            if (!*s)
+                continue; //  blank or comment line
             rc = es_err_set(err, ES_ECONFIG, "%s:%d: expected 'key = value', got '%s'", path,
                             lineno, s);
             break;
         }
         *eq = '\0';
-        char *key = s_trim(s), *value = s_trim(eq + 1);
-        //  Allow "quoted values" so a value may hold leading spaces or '#'.
-        size_t vn = strlen(value);
-        if (vn >= 2 && value[0] == '"' && value[vn - 1] == '"') {
-            value[vn - 1] = '\0';
+        char *key = s_trim(s), *value = eq + 1;
+        while (isspace((unsigned char)*value))
             value++;
+        //  A "quoted value" may hold leading or trailing spaces and '#', so the comment is cut
+        //  only after the closing quote.
+        if (*value == '"') {
+            char *close = strchr(value + 1, '"');
+            if (!close) {
+                rc = es_err_set(err, ES_ECONFIG, "%s:%d: %s: missing closing '\"'", path, lineno,
+                                key);
+                break;
+            }
+            char *tail = close + 1;
+            while (isspace((unsigned char)*tail))
+                tail++;
+            if (*tail && *tail != '#') {
+                rc =
+                    es_err_set(err, ES_ECONFIG, "%s:%d: %s: unexpected text after the quoted value",
+                               path, lineno, key);
+                break;
+            }
+            *close = '\0';
+            value++;
+        } else {
+            hash = strchr(value, '#');
+            if (hash)
+                *hash = '\0';
+            value = s_trim(value);
         }
         if (es_config_set(self, key, value, err)) {
             rc = es_err_prefix(err, "%s:%d", path, lineno);
@@ -201,7 +225,12 @@ s_endpoint(const es_config_t *self, const char *key, const char *sock)
     char cwd[PATH_MAX];
     if (!getcwd(cwd, sizeof cwd))
         return es_sprintf("ipc://%s/%s", dir, sock);
-    const char *rel = strncmp(dir, "./", 2) == 0 ? dir + 2 : dir;
+    //  Drop "./" prefixes, so "./data" and "." give clean absolute paths (no "/./" inside).
+    const char *rel = dir;
+    while (strncmp(rel, "./", 2) == 0)
+        rel += 2;
+    if (strcmp(rel, ".") == 0 || !*rel)
+        return es_sprintf("ipc://%s/%s", cwd, sock);
     return es_sprintf("ipc://%s/%s/%s", cwd, rel, sock);
 }
 

@@ -1,0 +1,810 @@
+//  test_es_http - the libcurl multi wrapper against a tiny HTTP/1.1 server running in a thread of
+//  this test: streamed bodies, status codes, Retry-After, size limits, refused bodies, connection
+//  failures, timeouts, request headers and bodies, and aborting requests in flight.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "common/es_buf.h"
+#include "common/es_http.h"
+#include "common/es_mem.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+//  ---------------------------------------------------------------------------------------------
+//  The server: one thread, one connection at a time, canned answers chosen by the request path.
+
+#define PIECES 4        //  /pieces sends its body in this many writes
+#define PIECE_LEN 3000  //  bytes per piece
+#define PIECE_GAP_MS 60 //  pause between pieces
+#define BIG_LEN 100000  //  /big body size
+#define LIMIT 4096      //  max_response of the tests
+#define HANG_MAX 16     //  connections /hang keeps open
+
+typedef struct {
+    int lfd;                //  listening socket
+    int port;               //  its port
+    pthread_t thread;       //  accept loop
+    atomic_bool stop;       //  ends the loop
+    atomic_int accepted;    //  connections accepted so far
+    atomic_int hanging;     //  /hang requests read and left unanswered
+    pthread_mutex_t mu;     //  guards the last request below
+    char head[8192];        //  last request line and headers
+    char body[8192];        //  last request body
+    size_t body_len;        //  its length
+    int hang_fds[HANG_MAX]; //  closed when the server stops
+    int nhang;              //  count
+} server_t;
+
+static server_t s_srv;
+
+static int64_t
+s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+//  Write everything; false once the client went away (never SIGPIPE).
+static bool
+s_send_all(int fd, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        data += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static bool
+s_send_str(int fd, const char *s)
+{
+    return s_send_all(fd, s, strlen(s));
+}
+
+//  Read one request: head up to the blank line, then Content-Length bytes of body.
+static bool
+s_read_request(int fd, char *head, size_t head_max, char *body, size_t body_max, size_t *body_len)
+{
+    char buf[16384];
+    size_t len = 0;
+    char *end = NULL;
+    while (!end) {
+        if (len == sizeof buf - 1)
+            return false;
+        ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        len += (size_t)n;
+        buf[len] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    size_t hlen = (size_t)(end - buf) + 4;
+    snprintf(head, head_max, "%.*s", (int)hlen, buf);
+    size_t want = 0;
+    for (char *line = strstr(head, "\r\n"); line; line = strstr(line + 2, "\r\n"))
+        if (strncasecmp(line + 2, "Content-Length:", 15) == 0)
+            want = strtoul(line + 17, NULL, 10);
+    if (want > body_max)
+        return false;
+    size_t have = len - hlen;
+    memcpy(body, buf + hlen, have < want ? have : want);
+    while (have < want) {
+        ssize_t n = recv(fd, body + have, want - have, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        have += (size_t)n;
+    }
+    *body_len = want;
+    return true;
+}
+
+//  Answer one connection; true if the server keeps the socket open (/hang).
+static bool
+s_serve(int fd)
+{
+    char head[8192], body[8192];
+    size_t body_len = 0;
+    if (!s_read_request(fd, head, sizeof head, body, sizeof body, &body_len))
+        return false;
+    pthread_mutex_lock(&s_srv.mu);
+    memcpy(s_srv.head, head, sizeof head);
+    memcpy(s_srv.body, body, body_len);
+    s_srv.body_len = body_len;
+    pthread_mutex_unlock(&s_srv.mu);
+    char path[256] = "";
+    if (sscanf(head, "%*s %255s", path) != 1)
+        return false;
+    if (strcmp(path, "/hang") == 0) {
+        atomic_fetch_add(&s_srv.hanging, 1);
+        return true;
+    }
+    char hdr[512];
+    if (strcmp(path, "/pieces") == 0) {
+        snprintf(hdr, sizeof hdr,
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                 "Connection: close\r\n\r\n",
+                 PIECES * PIECE_LEN);
+        if (!s_send_str(fd, hdr))
+            return false;
+        char piece[PIECE_LEN];
+        for (int i = 0; i < PIECES; i++) {
+            for (int k = 0; k < PIECE_LEN; k++)
+                piece[k] = (char)('A' + (i * PIECE_LEN + k) % 26);
+            if (!s_send_all(fd, piece, sizeof piece))
+                return false;
+            s_sleep_ms(PIECE_GAP_MS);
+        }
+    } else if (strcmp(path, "/429") == 0) {
+        s_send_str(fd, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 4\r\n"
+                       "Connection: close\r\n\r\nslow");
+    } else if (strcmp(path, "/429date") == 0) {
+        s_send_str(fd, "HTTP/1.1 429 Too Many Requests\r\n"
+                       "retry-after: Wed, 21 Oct 2015 07:28:00 GMT\r\nContent-Length: 0\r\n"
+                       "Connection: close\r\n\r\n");
+    } else if (strcmp(path, "/503") == 0) {
+        s_send_str(fd, "HTTP/1.1 503 Service Unavailable\r\nRETRY-AFTER:   12  \r\n"
+                       "Content-Length: 5\r\nConnection: close\r\n\r\nbusy!");
+    } else if (strcmp(path, "/500long") == 0) {
+        //  An error page longer than the excerpt, with bytes that must not reach a log line.
+        char page[1000];
+        for (size_t k = 0; k < sizeof page; k++)
+            page[k] = k % 50 == 0 ? '\n' : k % 50 == 1 ? '\xC3' : (char)('a' + k % 26);
+        snprintf(hdr, sizeof hdr,
+                 "HTTP/1.1 500 Internal Server Error\r\nContent-Length: %zu\r\n"
+                 "Connection: close\r\n\r\n",
+                 sizeof page);
+        if (s_send_str(fd, hdr))
+            (void)s_send_all(fd, page, sizeof page);
+    } else if (strcmp(path, "/big") == 0 || strcmp(path, "/exact") == 0) {
+        size_t n = strcmp(path, "/big") == 0 ? BIG_LEN : LIMIT;
+        snprintf(hdr, sizeof hdr,
+                 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", n);
+        char *data = es_malloc(n);
+        memset(data, 'x', n);
+        if (s_send_str(fd, hdr))
+            (void)s_send_all(fd, data, n); //  the client may hang up part way: expected
+        free(data);
+    } else if (strcmp(path, "/chunked") == 0) {
+        //  No length announced: the limit must hold on chunked bodies too.
+        s_send_str(fd,
+                   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        char chunk[1000 + 16];
+        memset(chunk, 'c', sizeof chunk);
+        for (int i = 0; i < 10; i++) {
+            memcpy(chunk, "3e8\r\n", 5);
+            memcpy(chunk + 5 + 1000, "\r\n", 2);
+            if (!s_send_all(fd, chunk, 5 + 1000 + 2))
+                return false;
+        }
+        s_send_str(fd, "0\r\n\r\n");
+    } else {
+        //  /echo and anything else: a short 200.
+        s_send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    }
+    return false;
+}
+
+static void *
+s_server_loop(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&s_srv.stop)) {
+        struct pollfd p = {s_srv.lfd, POLLIN, 0};
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        int fd = accept(s_srv.lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        atomic_fetch_add(&s_srv.accepted, 1);
+        struct timeval tv = {5, 0}; //  a stuck client cannot block the server forever
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        if (s_serve(fd) && s_srv.nhang < HANG_MAX)
+            s_srv.hang_fds[s_srv.nhang++] = fd;
+        else
+            close(fd);
+    }
+    for (int i = 0; i < s_srv.nhang; i++)
+        close(s_srv.hang_fds[i]);
+    return NULL;
+}
+
+static int
+s_server_start(void **state)
+{
+    (void)state;
+    memset(&s_srv, 0, sizeof s_srv);
+    pthread_mutex_init(&s_srv.mu, NULL);
+    s_srv.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (s_srv.lfd < 0)
+        return -1;
+    int one = 1;
+    (void)setsockopt(s_srv.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    if (bind(s_srv.lfd, (struct sockaddr *)&a, sizeof a) || listen(s_srv.lfd, 64) ||
+        getsockname(s_srv.lfd, (struct sockaddr *)&a, &alen))
+        return -1;
+    s_srv.port = ntohs(a.sin_port);
+    return pthread_create(&s_srv.thread, NULL, s_server_loop, NULL) ? -1 : 0;
+}
+
+static int
+s_server_stop(void **state)
+{
+    (void)state;
+    atomic_store(&s_srv.stop, true);
+    pthread_join(s_srv.thread, NULL);
+    close(s_srv.lfd);
+    pthread_mutex_destroy(&s_srv.mu);
+    curl_global_cleanup();
+    return 0;
+}
+
+static char *
+s_url(const char *path)
+{
+    return es_sprintf("http://127.0.0.1:%d%s", s_srv.port, path);
+}
+
+//  ---------------------------------------------------------------------------------------------
+//  The client side.
+
+typedef struct {
+    es_buf_t body;           //  bytes seen by on_data
+    int data_calls;          //  on_data calls
+    int fail_at;             //  on_data fails on this call (1-based), 0 never
+    int done_calls;          //  on_done calls
+    es_http_result_t result; //  copy of what on_done saw
+    es_http_t *http;         //  for on_done chaining
+    int chain_left;          //  requests on_done still starts
+    const es_http_cb_t *cb;  //  callbacks, for chaining
+} ctx_t;
+
+static int
+s_on_data(void *arg, const char *data, size_t len, es_err_t *err)
+{
+    ctx_t *c = arg;
+    c->data_calls++;
+    if (c->fail_at && c->data_calls == c->fail_at)
+        return es_err_set(err, ES_EPROTO, "parse: bad byte at %zu", c->body.len + 3);
+    es_buf_append(&c->body, data, len);
+    return 0;
+}
+
+static void
+s_on_done(void *arg, const es_http_result_t *result)
+{
+    ctx_t *c = arg;
+    c->done_calls++;
+    c->result = *result;
+    if (c->chain_left > 0) {
+        c->chain_left--;
+        char *url = s_url("/429");
+        es_err_t err;
+        if (es_http_start(c->http, url, NULL, 0, NULL, 0, c->cb, c, &err))
+            fprintf(stderr, "chained start: %s\n", err.what);
+        free(url);
+    }
+}
+
+static const es_http_cb_t s_cb = {s_on_data, s_on_done};
+
+static void
+s_ctx_init(ctx_t *c)
+{
+    memset(c, 0, sizeof *c);
+    es_buf_init(&c->body);
+    c->result.retry_after_s = -2; //  on_done must overwrite this
+}
+
+static es_http_t *
+s_http(long timeout_ms)
+{
+    es_http_opts_t o = {
+        .connect_timeout_ms = 2000, .timeout_ms = timeout_ms, .max_response = LIMIT};
+    es_err_t err;
+    es_http_t *h = es_http_new(&o, &err);
+    if (!h)
+        fail_msg("es_http_new: %s", err.what);
+    return h;
+}
+
+//  Run the loop until nothing is in flight (or max_ms passes).
+static void
+s_drive(es_http_t *h, int max_ms)
+{
+    int64_t end = s_now_ms() + max_ms;
+    for (;;) {
+        es_http_perform(h);
+        if (!es_http_active(h) || s_now_ms() > end)
+            break;
+        es_err_t err;
+        assert_int_equal(es_http_wait(h, NULL, 0, 50, &err), 0);
+    }
+    assert_int_equal(es_http_active(h), 0);
+}
+
+static void
+s_get(es_http_t *h, const char *path, ctx_t *c)
+{
+    char *url = s_url(path);
+    es_err_t err;
+    if (es_http_start(h, url, NULL, 0, NULL, 0, &s_cb, c, &err))
+        fail_msg("start %s: %s", url, err.what);
+    free(url);
+}
+
+static void
+test_streamed_200(void **state)
+{
+    (void)state;
+    es_http_opts_t o = {.connect_timeout_ms = 2000, .timeout_ms = 10000, .max_response = 1 << 20};
+    es_err_t err;
+    es_http_t *h = es_http_new(&o, &err);
+    assert_non_null(h);
+    ctx_t c;
+    s_ctx_init(&c);
+    s_get(h, "/pieces", &c);
+    assert_int_equal(es_http_active(h), 1);
+    s_drive(h, 10000);
+    assert_int_equal(c.done_calls, 1);
+    assert_int_equal(c.result.curl_code, CURLE_OK);
+    assert_int_equal(c.result.status, 200);
+    assert_int_equal(c.result.bytes, PIECES * PIECE_LEN);
+    assert_int_equal(c.result.retry_after_s, -1);
+    assert_false(c.result.data_failed);
+    assert_int_equal(c.result.err.code, ES_OK);
+    assert_string_equal(c.result.err.what, "");
+    //  The pieces were 60 ms apart: the body arrived in several calls, in order.
+    assert_true(c.result.seconds >= 0.15);
+    assert_true(c.data_calls >= 2);
+    assert_int_equal(c.body.len, PIECES * PIECE_LEN);
+    for (size_t k = 0; k < c.body.len; k++)
+        if (c.body.data[k] != (char)('A' + k % 26))
+            fail_msg("byte %zu: got %c", k, c.body.data[k]);
+    es_buf_release(&c.body);
+    es_http_destroy(&h);
+    assert_null(h);
+    es_http_destroy(&h); //  safe twice
+}
+
+static void
+test_status_codes(void **state)
+{
+    (void)state;
+    es_http_t *h = s_http(10000);
+    ctx_t c429, c503, cdate, cexact;
+    s_ctx_init(&c429);
+    s_ctx_init(&c503);
+    s_ctx_init(&cdate);
+    s_ctx_init(&cexact);
+    //  All in flight at once.
+    s_get(h, "/429", &c429);
+    s_get(h, "/503", &c503);
+    s_get(h, "/429date", &cdate);
+    s_get(h, "/exact", &cexact);
+    assert_int_equal(es_http_active(h), 4);
+    s_drive(h, 10000);
+
+    assert_int_equal(c429.done_calls, 1);
+    assert_int_equal(c429.result.curl_code, CURLE_OK);
+    assert_int_equal(c429.result.status, 429);
+    assert_int_equal(c429.result.retry_after_s, 7);
+    assert_int_equal(c429.result.err.code, ES_OK); //  a status is not a transport error
+    //  A non-2xx body is not for the parser: it is kept as an excerpt, on_data never sees it.
+    assert_string_equal(c429.result.excerpt, "slow");
+    assert_int_equal(c429.data_calls, 0);
+    assert_int_equal(c429.body.len, 0);
+
+    assert_int_equal(c503.done_calls, 1);
+    assert_int_equal(c503.result.curl_code, CURLE_OK);
+    assert_int_equal(c503.result.status, 503);
+    assert_int_equal(c503.result.retry_after_s, 12); //  any case, spaces around
+    assert_int_equal(c503.result.bytes, 5);
+    assert_string_equal(c503.result.excerpt, "busy!");
+    assert_int_equal(c503.data_calls, 0);
+
+    //  The HTTP-date form is not understood: our own backoff applies.
+    assert_int_equal(cdate.done_calls, 1);
+    assert_int_equal(cdate.result.status, 429);
+    assert_int_equal(cdate.result.retry_after_s, -1);
+    assert_int_equal(cdate.data_calls, 0);
+    assert_string_equal(cdate.result.excerpt, "");
+
+    //  A body of exactly max_response bytes is accepted.
+    assert_int_equal(cexact.done_calls, 1);
+    assert_int_equal(cexact.result.curl_code, CURLE_OK);
+    assert_false(cexact.result.data_failed);
+    assert_int_equal(cexact.result.bytes, LIMIT);
+    assert_int_equal(cexact.body.len, LIMIT);
+    assert_string_equal(cexact.result.excerpt, ""); //  2xx bodies go to on_data only
+
+    es_buf_release(&c429.body);
+    es_buf_release(&c503.body);
+    es_buf_release(&cdate.body);
+    es_buf_release(&cexact.body);
+    es_http_destroy(&h);
+}
+
+static void
+s_check_too_big(const char *path)
+{
+    es_http_t *h = s_http(10000);
+    ctx_t c;
+    s_ctx_init(&c);
+    s_get(h, path, &c);
+    s_drive(h, 10000);
+    assert_int_equal(c.done_calls, 1);
+    assert_true(c.result.data_failed);
+    assert_int_equal(c.result.curl_code, CURLE_WRITE_ERROR);
+    assert_int_equal(c.result.status, 200);
+    assert_int_equal(c.result.err.code, ES_EHTTP);
+    char *url = s_url(path);
+    char *want = es_sprintf("http: %s: response larger than %d bytes", url, LIMIT);
+    assert_string_equal(c.result.err.what, want);
+    free(want);
+    free(url);
+    //  The caller never saw more than the limit.
+    assert_true(c.body.len <= LIMIT);
+    assert_true(c.result.bytes > LIMIT);
+    es_buf_release(&c.body);
+    es_http_destroy(&h);
+}
+
+static void
+test_too_big(void **state)
+{
+    (void)state;
+    s_check_too_big("/big");
+    s_check_too_big("/chunked");
+}
+
+static void
+test_on_data_fails(void **state)
+{
+    (void)state;
+    es_http_opts_t o = {.connect_timeout_ms = 2000, .timeout_ms = 10000, .max_response = 1 << 20};
+    es_err_t err;
+    es_http_t *h = es_http_new(&o, &err);
+    assert_non_null(h);
+    ctx_t c;
+    s_ctx_init(&c);
+    c.fail_at = 2; //  the second piece is refused
+    s_get(h, "/pieces", &c);
+    s_drive(h, 10000);
+    assert_int_equal(c.done_calls, 1);
+    assert_int_equal(c.data_calls, 2); //  no call after the refusal
+    assert_true(c.result.data_failed);
+    assert_int_equal(c.result.curl_code, CURLE_WRITE_ERROR);
+    assert_int_equal(c.result.err.code, ES_EPROTO); //  the callback's code, passed through
+    char *url = s_url("/pieces");
+    char *want = es_sprintf("http: %s: parse: bad byte at %zu", url, c.body.len + 3);
+    assert_string_equal(c.result.err.what, want);
+    free(want);
+    free(url);
+    es_buf_release(&c.body);
+    es_http_destroy(&h);
+}
+
+static void
+test_connection_refused(void **state)
+{
+    (void)state;
+    //  A bound socket that does not listen: connecting to its port is refused, and nobody else
+    //  can take the port meanwhile.
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    char *url = es_sprintf("http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    es_http_t *h = s_http(10000);
+    ctx_t c;
+    s_ctx_init(&c);
+    es_err_t err;
+    assert_int_equal(es_http_start(h, url, "b", 1, NULL, 0, &s_cb, &c, &err), 0);
+    s_drive(h, 10000);
+    assert_int_equal(c.done_calls, 1);
+    assert_int_equal(c.result.curl_code, CURLE_COULDNT_CONNECT);
+    assert_int_equal(c.result.status, 0);
+    assert_int_equal(c.result.bytes, 0);
+    assert_false(c.result.data_failed);
+    assert_int_equal(c.result.err.code, ES_EHTTP);
+    char *prefix = es_sprintf("http: %s: ", url);
+    assert_memory_equal(c.result.err.what, prefix, strlen(prefix));
+    assert_true(strlen(c.result.err.what) > strlen(prefix)); //  followed by curl's text
+    free(prefix);
+    assert_int_equal(c.data_calls, 0);
+    close(fd);
+    free(url);
+
+    //  A scheme curl does not speak fails the same way, naming the URL.
+    s_ctx_init(&c);
+    assert_int_equal(es_http_start(h, "gopherx://127.0.0.1/", NULL, 0, NULL, 0, &s_cb, &c, &err),
+                     0);
+    s_drive(h, 10000);
+    assert_int_equal(c.done_calls, 1);
+    assert_int_equal(c.result.curl_code, CURLE_UNSUPPORTED_PROTOCOL);
+    assert_int_equal(c.result.err.code, ES_EHTTP);
+    assert_non_null(strstr(c.result.err.what, "http: gopherx://127.0.0.1/: "));
+    es_http_destroy(&h);
+}
+
+static void
+test_timeout(void **state)
+{
+    (void)state;
+    es_http_t *h = s_http(300);
+    ctx_t c;
+    s_ctx_init(&c);
+    int64_t t0 = s_now_ms();
+    s_get(h, "/hang", &c);
+    s_drive(h, 10000);
+    int64_t took = s_now_ms() - t0;
+    assert_int_equal(c.done_calls, 1);
+    assert_int_equal(c.result.curl_code, CURLE_OPERATION_TIMEDOUT);
+    assert_int_equal(c.result.err.code, ES_ETIMEOUT);
+    assert_int_equal(c.result.status, 0);
+    char *url = s_url("/hang");
+    char *prefix = es_sprintf("http: %s: ", url);
+    assert_memory_equal(c.result.err.what, prefix, strlen(prefix));
+    free(prefix);
+    free(url);
+    assert_true(took >= 290 && took < 5000);
+    assert_true(c.result.seconds >= 0.29 && c.result.seconds < 5);
+    es_http_destroy(&h);
+}
+
+static void
+test_request_headers_and_body(void **state)
+{
+    (void)state;
+    es_http_t *h = s_http(10000);
+    ctx_t c;
+    s_ctx_init(&c);
+    char *url = s_url("/echo");
+    const char *headers[] = {"X-Voltmx-Authorization: tok-123", "X-Test: a b  c",
+                             "Content-Type: application/json"};
+    const char body[] = "{\"a\":1}\0tail"; //  binary: the length counts, not the NUL
+    size_t body_len = sizeof body - 1;
+    es_err_t err;
+    //  The caller's copies may change right after start: the request holds its own.
+    char *hcopy[3], *bcopy = es_malloc(body_len);
+    for (int i = 0; i < 3; i++)
+        hcopy[i] = es_strdup(headers[i]);
+    memcpy(bcopy, body, body_len);
+    assert_int_equal(
+        es_http_start(h, url, bcopy, body_len, (const char *const *)hcopy, 3, &s_cb, &c, &err), 0);
+    for (int i = 0; i < 3; i++) {
+        memset(hcopy[i], 'Z', strlen(hcopy[i]));
+        free(hcopy[i]);
+    }
+    memset(bcopy, 'Z', body_len);
+    free(bcopy);
+    s_drive(h, 10000);
+    assert_int_equal(c.done_calls, 1);
+    assert_int_equal(c.result.status, 200);
+    assert_string_equal(c.body.data, "ok");
+    pthread_mutex_lock(&s_srv.mu);
+    char *head = es_strdup(s_srv.head);
+    size_t got_len = s_srv.body_len;
+    char *got = es_strndup(s_srv.body, got_len);
+    pthread_mutex_unlock(&s_srv.mu);
+    assert_memory_equal(head, "POST /echo HTTP/1.1\r\n", 21);
+    for (int i = 0; i < 3; i++) {
+        char *line = es_sprintf("\r\n%s\r\n", headers[i]);
+        if (!strstr(head, line))
+            fail_msg("header '%s' not sent: %s", headers[i], head);
+        free(line);
+    }
+    char *cl = es_sprintf("\r\nContent-Length: %zu\r\n", body_len);
+    assert_non_null(strstr(head, cl));
+    free(cl);
+    assert_int_equal(got_len, body_len);
+    assert_memory_equal(got, body, body_len);
+    free(head);
+    free(got);
+    es_buf_release(&c.body);
+
+    //  GET: no body, no Content-Length.
+    s_ctx_init(&c);
+    char *qurl = s_url("/echo?x=1&y=%20");
+    assert_int_equal(es_http_start(h, qurl, NULL, 0, headers, 1, &s_cb, &c, &err), 0);
+    s_drive(h, 10000);
+    assert_int_equal(c.result.status, 200);
+    pthread_mutex_lock(&s_srv.mu);
+    head = es_strdup(s_srv.head);
+    got_len = s_srv.body_len;
+    pthread_mutex_unlock(&s_srv.mu);
+    assert_memory_equal(head, "GET /echo?x=1&y=%20 HTTP/1.1\r\n", 30);
+    assert_non_null(strstr(head, "\r\nX-Voltmx-Authorization: tok-123\r\n"));
+    assert_null(strstr(head, "X-Test"));
+    assert_null(strcasestr(head, "Content-Length"));
+    assert_int_equal(got_len, 0);
+    free(head);
+    free(qurl);
+    free(url);
+    es_buf_release(&c.body);
+    es_http_destroy(&h);
+}
+
+static void
+test_chained_requests(void **state)
+{
+    (void)state;
+    es_http_t *h = s_http(10000);
+    ctx_t c;
+    s_ctx_init(&c);
+    c.http = h;
+    c.cb = &s_cb;
+    c.chain_left = 3; //  on_done starts the next request three times
+    s_get(h, "/503", &c);
+    s_drive(h, 10000);
+    assert_int_equal(c.done_calls, 4);
+    assert_int_equal(c.chain_left, 0);
+    assert_int_equal(c.result.status, 429);
+    assert_string_equal(c.result.excerpt, "slow"); //  each request has its own result
+    assert_int_equal(c.data_calls, 0);
+    es_buf_release(&c.body);
+    es_http_destroy(&h);
+}
+
+//  Loop until the server holds want unanswered /hang requests.
+static void
+s_wait_hanging(es_http_t *h, int want)
+{
+    int64_t end = s_now_ms() + 10000;
+    while (atomic_load(&s_srv.hanging) < want && s_now_ms() < end) {
+        es_http_perform(h);
+        es_err_t err;
+        assert_int_equal(es_http_wait(h, NULL, 0, 20, &err), 0);
+    }
+    assert_int_equal(atomic_load(&s_srv.hanging), want);
+}
+
+static void
+test_abort_all(void **state)
+{
+    (void)state;
+    es_http_t *h = s_http(60000);
+    ctx_t c[3];
+    int before = atomic_load(&s_srv.hanging);
+    for (int i = 0; i < 3; i++) {
+        s_ctx_init(&c[i]);
+        s_get(h, "/hang", &c[i]);
+    }
+    assert_int_equal(es_http_active(h), 3);
+    s_wait_hanging(h, before + 3);
+    es_http_abort_all(h);
+    assert_int_equal(es_http_active(h), 0);
+    es_http_perform(h); //  nothing left to finish
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c[i].done_calls, 0);
+        assert_int_equal(c[i].data_calls, 0);
+    }
+    es_http_abort_all(h); //  nothing in flight: no-op
+    //  The handle still works afterwards.
+    ctx_t ok;
+    s_ctx_init(&ok);
+    s_get(h, "/429", &ok);
+    s_drive(h, 10000);
+    assert_int_equal(ok.done_calls, 1);
+    assert_int_equal(ok.result.status, 429);
+    es_buf_release(&ok.body);
+
+    //  Destroying with requests in flight aborts them the same way.
+    s_ctx_init(&c[0]);
+    s_ctx_init(&c[1]);
+    s_get(h, "/hang", &c[0]);
+    s_get(h, "/echo", &c[1]);
+    s_wait_hanging(h, before + 4);
+    es_http_destroy(&h);
+    assert_null(h);
+    assert_int_equal(c[0].done_calls, 0);
+    for (int i = 0; i < 3; i++)
+        es_buf_release(&c[i].body);
+}
+
+static void
+test_error_page_excerpt(void **state)
+{
+    (void)state;
+    es_http_t *h = s_http(10000);
+    ctx_t c;
+    s_ctx_init(&c);
+    s_get(h, "/500long", &c);
+    s_drive(h, 10000);
+    assert_int_equal(c.done_calls, 1);
+    assert_int_equal(c.result.curl_code, CURLE_OK);
+    assert_int_equal(c.result.status, 500);
+    assert_int_equal(c.result.err.code, ES_OK);
+    assert_false(c.result.data_failed);
+    assert_int_equal(c.result.bytes, 1000);
+    assert_int_equal(c.data_calls, 0);
+    //  The first 255 bytes, anything unprintable as a space.
+    char want[sizeof c.result.excerpt];
+    for (size_t k = 0; k < sizeof want - 1; k++)
+        want[k] = k % 50 <= 1 ? ' ' : (char)('a' + k % 26);
+    want[sizeof want - 1] = '\0';
+    assert_string_equal(c.result.excerpt, want);
+    es_http_destroy(&h);
+}
+
+//  The loop's other fds (pipe, signalfd) wake es_http_wait early; without activity it waits.
+static void
+test_wait_extra_fd(void **state)
+{
+    (void)state;
+    es_http_t *h = s_http(10000);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct curl_waitfd w = {.fd = p[0], .events = CURL_WAIT_POLLIN};
+    es_err_t err;
+    int64_t t0 = s_now_ms();
+    assert_int_equal(es_http_wait(h, &w, 1, 200, &err), 0);
+    int64_t idle = s_now_ms() - t0;
+    assert_true(idle >= 190 && idle < 2000);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    t0 = s_now_ms();
+    assert_int_equal(es_http_wait(h, &w, 1, 5000, &err), 0);
+    assert_true(s_now_ms() - t0 < 1000);
+    assert_true(w.revents & CURL_WAIT_POLLIN);
+    close(p[0]);
+    close(p[1]);
+    es_http_destroy(&h);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_streamed_200),
+        cmocka_unit_test(test_status_codes),
+        cmocka_unit_test(test_too_big),
+        cmocka_unit_test(test_on_data_fails),
+        cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_request_headers_and_body),
+        cmocka_unit_test(test_chained_requests),
+        cmocka_unit_test(test_abort_all),
+        cmocka_unit_test(test_error_page_excerpt),
+        cmocka_unit_test(test_wait_extra_fd),
+    };
+    return cmocka_run_group_tests(tests, s_server_start, s_server_stop);
+}
