@@ -227,6 +227,106 @@ s_persist(orch_t *self, session_t *s)
         es_log_error("session %s: not persisted: %s", s->id, err.what);
 }
 
+//  Batch rows: "<session>/<seq as 8 hex digits>" -> downloadStats entry.
+static int
+s_batch_key(char *key, size_t size, const char *session, uint32_t seq)
+{
+    return snprintf(key, size, "%s/%08x", session, seq);
+}
+
+typedef struct {
+    session_t *s;          //  the session
+    const es_buf_t *state; //  its row
+    const es_buf_t *entry; //  a new batch row, or NULL
+    bool finished;         //  drop its batch rows, index it among finished sessions
+} persist_t;
+
+#define SESSIONS_KEPT 100 //  finished sessions kept in the store (STATUS answers from them)
+
+typedef struct {
+    char key[ES_NAME_MAX + 24]; //  first key of a table
+    size_t klen;
+    char val[ES_NAME_MAX + 1];  //  its value
+    size_t vlen;
+} first_t;
+
+static int
+s_first_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    first_t *f = ctx;
+    if (klen > sizeof f->key || vlen > sizeof f->val)
+        return es_err_set(err, ES_ESTORE, "store: sdone: malformed entry");
+    memcpy(f->key, key, klen);
+    memcpy(f->val, val, vlen);
+    f->klen = klen;
+    f->vlen = vlen;
+    return 1;
+}
+
+static int
+s_persist_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    persist_t *p = ctx;
+    session_t *s = p->s;
+    char key[ES_NAME_MAX + 16];
+    if (es_txn_put(txn, "session", s->id, strlen(s->id), p->state->data, p->state->len, err))
+        return -1;
+    if (p->entry) {
+        int n = s_batch_key(key, sizeof key, s->id, s->nbatches);
+        if (es_txn_put(txn, "sbatch", key, (size_t)n, p->entry->data, p->entry->len, err))
+            return -1;
+    }
+    if (!p->finished)
+        return 0;
+    //  The result holds the stats now: the batch rows go.
+    for (uint32_t i = 1; i <= s->nbatches; i++) {
+        int n = s_batch_key(key, sizeof key, s->id, i);
+        if (es_txn_del(txn, "sbatch", key, (size_t)n, err) < 0)
+            return -1;
+    }
+    //  Finished sessions by end time; the oldest beyond SESSIONS_KEPT are forgotten.
+    char idx[ES_NAME_MAX + 24];
+    int n = snprintf(idx, sizeof idx, "%016llx/%s", (unsigned long long)es_now_ms(), s->id);
+    if (es_txn_put(txn, "sdone", idx, (size_t)n, s->id, strlen(s->id), err))
+        return -1;
+    int64_t count = es_txn_count(txn, "sdone", err);
+    if (count < 0)
+        return -1;
+    for (; count > SESSIONS_KEPT; count--) {
+        first_t f = {{0}, 0, {0}, 0};
+        if (es_txn_iter(txn, "sdone", NULL, 0, s_first_row, &f, err))
+            return -1;
+        if (!f.klen)
+            break;
+        if (es_txn_del(txn, "session", f.val, f.vlen, err) < 0 ||
+            es_txn_del(txn, "sdone", f.key, f.klen, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void
+s_persist_batch(orch_t *self, session_t *s, const es_buf_t *entry)
+{
+    es_buf_reset(&self->scratch);
+    orch_session_to_json(s, &self->scratch);
+    persist_t p = {s, &self->scratch, entry, false};
+    es_err_t err;
+    if (es_store_write(self->store, s_persist_fn, &p, &err))
+        es_log_error("session %s: batch not persisted: %s", s->id, err.what);
+}
+
+static void
+s_persist_final(orch_t *self, session_t *s)
+{
+    es_buf_reset(&self->scratch);
+    orch_session_to_json(s, &self->scratch);
+    persist_t p = {s, &self->scratch, NULL, true};
+    es_err_t err;
+    if (es_store_write(self->store, s_persist_fn, &p, &err))
+        es_log_error("session %s: result not persisted: %s", s->id, err.what);
+}
+
 //  --- events and results -------------------------------------------------------------------
 
 static void
@@ -301,7 +401,7 @@ s_finish_session(orch_t *self, session_t *s)
                  (long long)(es_now_ms() - s->start_mono_ms), (unsigned long long)s->downloaded);
         s_event(self, s, "Sync", "Ended", s_entity_name(s), extra);
     }
-    s_persist(self, s);
+    s_persist_final(self, s);
     s_publish(self, s, ES_MSG_RESULT, s->result, code);
     es_log_info("session %s: %s (%llu records downloaded)", s->id, code ? "failed" : "succeeded",
                 (unsigned long long)s->downloaded);
@@ -357,6 +457,17 @@ s_dispatch(orch_t *self)
         if (orch_session_finished(s))
             s_finish_session(self, s);
     }
+    //  Keep the newest few finished sessions in memory; STATUS reads older ones from the store.
+    size_t done = 0;
+    for (session_t **pp = &self->sessions; *pp;) {
+        session_t *s = *pp;
+        if (s->done && ++done > 16) {
+            *pp = s->next;
+            orch_session_destroy(&s);
+        } else {
+            pp = &s->next;
+        }
+    }
 }
 
 static session_t *
@@ -371,6 +482,8 @@ s_session_by_job(orch_t *self, uint64_t job, sobj_t **obj)
     return NULL;
 }
 
+static void s_cancel_jobs(orch_t *self, session_t *s);
+
 static void
 s_on_actor_down(void *ctx, actor_t *actor, uint64_t job)
 {
@@ -384,14 +497,12 @@ s_on_actor_down(void *ctx, actor_t *actor, uint64_t job)
         return;
     //  The actor resumes from its last committed batch (D15); give up after repeated crashes.
     if (o->attempts >= 10) {
-        o->state = SOBJ_FAILED;
-        if (!s->code) {
-            s->code = 2460;
-            free(s->what);
-            s->what = es_sprintf("An error has occurred in the sync layer: download of %s "
-                                 "crashed %u times",
-                                 o->name, o->attempts);
-        }
+        char *what = es_sprintf("download of %s crashed %u times", o->name, o->attempts);
+        bool first = !s->code;
+        orch_session_fail_object(s, o, 2460, what, strlen(what));
+        free(what);
+        if (first)
+            s_cancel_jobs(self, s);
     } else {
         o->state = SOBJ_PENDING;
     }
@@ -428,10 +539,13 @@ s_on_progress(orch_t *self, const es_progress_t *p)
     if (strcmp(p->state, "Ended") == 0 && strcmp(p->phase, "Download") == 0) {
         o->batches = p->batch;
         o->records += p->records;
-        orch_session_batch(s, p);
+        es_buf_t entry;
+        es_buf_init(&entry);
+        orch_session_batch(s, o, p, &entry);
+        s_persist_batch(self, s, &entry);
+        es_buf_release(&entry);
         es_buf_printf(&extra, ",\"totalDownloadedRecords\":%llu,\"objectDownloadedRecords\":%llu",
                       (unsigned long long)s->downloaded, (unsigned long long)o->records);
-        s_persist(self, s);
     }
     const char *name = strcmp(s->level, "object") == 0 ? p->object : o->service;
     s_event(self, s, p->phase, p->state, name, extra.data);
@@ -471,13 +585,10 @@ s_on_job_done(orch_t *self, actor_t *a, const es_job_done_t *d)
         o->state = SOBJ_SKIPPED;
         s->cancelled = true;
     } else {
-        o->state = SOBJ_FAILED;
-        if (!s->code) {
-            s->code = d->code;
-            free(s->what);
-            s->what = es_strndup(d->what.ptr, d->what.len);
-            s_cancel_jobs(self, s);
-        }
+        bool first = !s->code;
+        orch_session_fail_object(s, o, d->code, d->what.ptr, d->what.len);
+        if (first)
+            s_cancel_jobs(self, s); //  the session fails: stop the others after their batch
     }
     //  {"syncErrors":[...],"warnings":[...]} fragments from the actor.
     if (d->result.len) {
@@ -1343,6 +1454,20 @@ orch_run(orch_t *self, es_err_t *err)
         es_txn_abort(&txn);
         return -1;
     }
+    for (session_t *s = self->sessions; s; s = s->next)
+        for (uint32_t i = 1; i <= s->nbatches; i++) {
+            char key[ES_NAME_MAX + 16];
+            int n = s_batch_key(key, sizeof key, s->id, i);
+            const void *val;
+            size_t vlen;
+            int rc = es_txn_get(txn, "sbatch", key, (size_t)n, &val, &vlen, err);
+            if (rc < 0) {
+                es_txn_abort(&txn);
+                return -1;
+            }
+            if (rc == 1)
+                orch_session_add_batch(s, val, vlen);
+        }
     es_txn_abort(&txn);
     es_log_info("edgesyncd %d: commands on %s, events on %s", (int)getpid(), self->cmd_ep,
                 self->event_ep);

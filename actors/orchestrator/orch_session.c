@@ -3,6 +3,7 @@
 #include "common/es_actor.h"
 #include "common/es_mem.h"
 #include "protocol/es_json.h"
+#include "protocol/es_vmx.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,11 +135,15 @@ orch_session_to_json(const session_t *self, es_buf_t *out)
         s_str(out, "service", o->service);
         es_buf_putc(out, ',');
         s_str(out, "name", o->name);
-        es_buf_printf(out, ",\"state\":\"%s\",\"batches\":%u,\"records\":%llu,\"attempts\":%u}",
+        es_buf_printf(out, ",\"state\":\"%s\",\"batches\":%u,\"records\":%llu,\"attempts\":%u",
                       states[o->state], o->batches, (unsigned long long)o->records, o->attempts);
+        if (o->code) {
+            es_buf_printf(out, ",\"code\":%d,", o->code);
+            s_str(out, "what", o->what);
+        }
+        es_buf_putc(out, '}');
     }
-    es_buf_printf(out, "],\"batches\":[%s],\"errors\":[%s],\"warnings\":[%s]",
-                  self->batches.data ? self->batches.data : "",
+    es_buf_printf(out, "],\"nbatches\":%u,\"errors\":[%s],\"warnings\":[%s]", self->nbatches,
                   self->errors.data ? self->errors.data : "",
                   self->warnings.data ? self->warnings.data : "");
     if (self->result)
@@ -205,6 +210,10 @@ s_object_from_json(session_t *self, yajl_val o)
     so->batches = (uint32_t)s_get_int(o, "batches");
     so->records = (uint64_t)s_get_int(o, "records");
     so->attempts = (uint32_t)s_get_int(o, "attempts");
+    so->code = (int32_t)s_get_int(o, "code");
+    const char *owhat = s_get_str(o, "what");
+    if (owhat)
+        snprintf(so->what, sizeof so->what, "%s", owhat);
     return 0;
 }
 
@@ -257,7 +266,7 @@ orch_session_from_json(const char *json, size_t len)
             yajl_tree_free(root);
             return NULL;
         }
-    s_fragment(&self->batches, root, "batches");
+    self->nbatches = (uint32_t)s_get_int(root, "nbatches");
     s_fragment(&self->errors, root, "errors");
     s_fragment(&self->warnings, root, "warnings");
     const char *r_path[] = {"result", NULL};
@@ -290,35 +299,187 @@ orch_session_event(const session_t *self, const char *phase, const char *state, 
 }
 
 void
-orch_session_batch(session_t *self, const es_progress_t *p)
+orch_session_batch(session_t *self, const sobj_t *o, const es_progress_t *p, es_buf_t *entry)
 {
-    if (self->batches.len)
-        es_buf_putc(&self->batches, ',');
-    es_buf_putc(&self->batches, '{');
-    s_str(&self->batches, "object", p->object);
-    es_buf_printf(&self->batches,
+    es_buf_reset(entry);
+    es_buf_putc(entry, '{');
+    s_str(entry, "objectService", o->service);
+    es_buf_putc(entry, ',');
+    s_str(entry, "object", p->object);
+    es_buf_printf(entry,
                   ",\"batchNumber\":%u,\"numberOfRecords\":%u,\"requestCreationTime\":%u,"
                   "\"networkDurationTime\":%u,\"responseParsingTime\":%u,"
                   "\"dataPersistanceTime\":%u,\"bytes\":%llu,\"retries\":%u}",
                   p->batch, p->records, p->request_ms, p->network_ms, p->parse_ms, p->persist_ms,
                   (unsigned long long)p->bytes, p->retries);
+    self->nbatches++;
     self->downloaded += p->records;
+    orch_session_add_batch(self, entry->data, entry->len);
 }
 
-static void
-s_stats(const session_t *self, const char *name, es_buf_t *out)
+void
+orch_session_add_batch(session_t *self, const char *json, size_t len)
 {
-    int64_t elapsed = es_now_ms() - self->start_mono_ms;
-    es_buf_puts(out, "{");
-    s_str(out, "name", name);
-    es_buf_printf(out,
-                  ",\"startTime\":%lld,\"syncElapsedTime\":%lld,\"numberOfRecordsSynced\":%llu,"
-                  "\"totalUploadedRecords\":0,\"totalDownloadedRecords\":%llu,"
-                  "\"uploadStats\":[],\"downloadStats\":[%s],\"reconciledDeletes\":0,"
-                  "\"uploadCacheReplays\":0}",
-                  (long long)self->start_epoch_ms, (long long)elapsed,
-                  (unsigned long long)self->downloaded, (unsigned long long)self->downloaded,
-                  self->batches.data ? self->batches.data : "");
+    if (!self->get_stats || self->nkept >= ORCH_STATS_BATCHES_MAX)
+        return;
+    if (self->batches.len)
+        es_buf_putc(&self->batches, ',');
+    es_buf_append(&self->batches, json, len);
+    self->nkept++;
+}
+
+void
+orch_session_fail_object(session_t *self, sobj_t *o, int32_t code, const char *what, size_t len)
+{
+    o->state = SOBJ_FAILED;
+    o->code = code;
+    snprintf(o->what, sizeof o->what, "%.*s", (int)len, what);
+    if (!self->code) {
+        self->code = code;
+        free(self->what);
+        self->what = es_strndup(what, len);
+    }
+}
+
+//  Elements of a comma-joined JSON array body whose "objectService" is service (all when
+//  service is NULL), appended comma-joined to out.
+static void
+s_filter_entries(const es_buf_t *entries, const char *service, es_buf_t *out)
+{
+    if (!entries->len)
+        return;
+    if (!service) {
+        es_buf_append(out, entries->data, entries->len);
+        return;
+    }
+    es_buf_t doc;
+    es_buf_init(&doc);
+    es_buf_printf(&doc, "[%s]", entries->data);
+    yajl_val arr = yajl_tree_parse(doc.data, NULL, 0);
+    size_t n = 0;
+    for (size_t i = 0; arr && YAJL_IS_ARRAY(arr) && i < arr->u.array.len; i++) {
+        yajl_val e = arr->u.array.values[i];
+        const char *svc = s_get_str(e, "objectService");
+        if (svc && strcmp(svc, service) != 0)
+            continue;
+        if (n++)
+            es_buf_putc(out, ',');
+        es_json_write(out, e);
+    }
+    yajl_tree_free(arr);
+    es_buf_release(&doc);
+}
+
+//  One object or service result (SPEC 4.3/4.4); service NULL = every object of the session.
+static void
+s_result(const session_t *self, const char *level, const char *name, const char *service,
+         int32_t code, const char *what, es_buf_t *out)
+{
+    bool obj = strcmp(level, "object") == 0;
+    uint64_t downloaded = 0;
+    for (size_t i = 0; i < self->nobjs; i++)
+        if (!service || strcmp(self->objs[i].service, service) == 0)
+            downloaded += self->objs[i].records;
+    if (!service)
+        downloaded = self->downloaded;
+    if (code == 0) {
+        es_buf_puts(out, "{\"status\":0,");
+        s_str(out, obj ? "name" : "objectServiceName", name);
+    } else {
+        char *message = es_vmx_format(code, what);
+        es_buf_printf(out, "{\"code\":%d,", code);
+        s_str(out, "message", message);
+        free(message);
+        es_buf_puts(out, ",\"domain\":\"OfflineObjectsError\",\"status\":-1,\"userInfo\":{");
+        s_str(out, obj ? "objectName" : "objectServiceName", name);
+        es_buf_putc(out, '}');
+    }
+    if (self->get_stats) {
+        int64_t elapsed = es_now_ms() - self->start_mono_ms;
+        es_buf_puts(out, ",\"syncStats\":{");
+        s_str(out, "name", name);
+        es_buf_printf(out,
+                      ",\"startTime\":%lld,\"syncElapsedTime\":%lld,"
+                      "\"numberOfRecordsSynced\":%llu,\"totalUploadedRecords\":0,"
+                      "\"totalDownloadedRecords\":%llu,\"uploadStats\":[],\"downloadStats\":[",
+                      (long long)self->start_epoch_ms, (long long)elapsed,
+                      (unsigned long long)downloaded, (unsigned long long)downloaded);
+        s_filter_entries(&self->batches, service, out);
+        es_buf_printf(out, "],\"reconciledDeletes\":0,\"uploadCacheReplays\":0%s}",
+                      self->nkept < self->nbatches ? ",\"downloadStatsTruncated\":true" : "");
+    }
+    es_buf_t errs;
+    es_buf_init(&errs);
+    s_filter_entries(&self->errors, service, &errs);
+    if (errs.len)
+        es_buf_printf(out, ",\"syncErrors\":{\"upload\":[],\"download\":[%s]}", errs.data);
+    es_buf_release(&errs);
+    if (self->warnings.len)
+        es_buf_printf(out, ",\"warnings\":[%s]", self->warnings.data);
+    es_buf_putc(out, '}');
+}
+
+//  App level (SPEC 4.4): each service's own result, grouped by outcome.
+static void
+s_app_result(session_t *self, es_buf_t *out)
+{
+    es_buf_t ok, failed, names;
+    es_buf_init(&ok);
+    es_buf_init(&failed);
+    es_buf_init(&names);
+    for (size_t i = 0; i < self->nobjs; i++) {
+        const char *svc = self->objs[i].service;
+        bool seen = false;
+        for (size_t k = 0; k < i; k++)
+            seen = seen || strcmp(self->objs[k].service, svc) == 0;
+        if (seen)
+            continue;
+        int32_t code = 0;
+        const char *what = NULL;
+        for (size_t k = i; k < self->nobjs && !code; k++)
+            if (strcmp(self->objs[k].service, svc) == 0 && self->objs[k].code) {
+                code = self->objs[k].code;
+                what = self->objs[k].what;
+            }
+        if (!code && self->cancelled) {
+            code = 2478;
+            what = "Syncing operation has been cancelled";
+        }
+        es_buf_t *b = code ? &failed : &ok;
+        if (b->len)
+            es_buf_putc(b, ',');
+        es_buf_json_str(b, svc, strlen(svc));
+        es_buf_putc(b, ':');
+        s_result(self, "service", svc, svc, code, what, b);
+        if (code) {
+            if (names.len)
+                es_buf_putc(&names, ',');
+            es_buf_puts(&names, svc);
+        }
+    }
+    const char *oks = ok.data ? ok.data : "", *fails = failed.data ? failed.data : "";
+    if (!self->code) {
+        es_buf_printf(out, "{\"status\":0,\"successResponse\":{%s}", oks);
+    } else {
+        self->code = 2460;
+        char *msg = es_sprintf("Application Sync failed due to failure in sync of one or more "
+                               "object services,[%s]",
+                               names.data ? names.data : "");
+        es_buf_puts(out, "{\"code\":2460,");
+        s_str(out, "message", msg);
+        free(msg);
+        es_buf_printf(out,
+                      ",\"domain\":\"OfflineObjectsError\",\"status\":-1,"
+                      "\"userInfo\":{\"successResponse\":{%s},\"failureResponse\":{%s}},"
+                      "\"successResponse\":{%s},\"failureResponse\":{%s}",
+                      oks, fails, oks, fails);
+    }
+    if (self->warnings.len)
+        es_buf_printf(out, ",\"warnings\":[%s]", self->warnings.data);
+    es_buf_putc(out, '}');
+    es_buf_release(&ok);
+    es_buf_release(&failed);
+    es_buf_release(&names);
 }
 
 int32_t
@@ -326,36 +487,17 @@ orch_session_finish(session_t *self)
 {
     es_buf_t out;
     es_buf_init(&out);
-    const char *name_key = strcmp(self->level, "object") == 0 ? "name" : "objectServiceName";
-    const char *name = strcmp(self->level, "object") == 0 ? self->object : self->service;
-    if (strcmp(self->level, "app") == 0) {
-        name_key = "name";
-        name = "application";
-    }
     if (self->code == 0 && self->cancelled) {
         self->code = 2478;
         free(self->what);
         self->what = es_strdup("Syncing operation has been cancelled");
     }
-    if (self->code == 0) {
-        es_buf_puts(&out, "{\"status\":0,");
-        s_str(&out, name_key, name);
+    if (strcmp(self->level, "app") == 0) {
+        s_app_result(self, &out);
     } else {
-        es_buf_printf(&out, "{\"code\":%d,", self->code);
-        s_str(&out, "message", self->what ? self->what : "sync failed");
-        es_buf_puts(&out, ",\"domain\":\"OfflineObjectsError\",\"status\":-1,\"userInfo\":{");
-        s_str(&out, strcmp(self->level, "object") == 0 ? "objectName" : "objectServiceName", name);
-        es_buf_putc(&out, '}');
+        const char *name = strcmp(self->level, "object") == 0 ? self->object : self->service;
+        s_result(self, self->level, name, NULL, self->code, self->what, &out);
     }
-    if (self->get_stats) {
-        es_buf_puts(&out, ",\"syncStats\":");
-        s_stats(self, name, &out);
-    }
-    if (self->errors.len)
-        es_buf_printf(&out, ",\"syncErrors\":{\"upload\":[],\"download\":[%s]}", self->errors.data);
-    if (self->warnings.len)
-        es_buf_printf(&out, ",\"warnings\":[%s]", self->warnings.data);
-    es_buf_putc(&out, '}');
     free(self->result);
     self->result = es_buf_steal(&out);
     self->done = true;

@@ -18,7 +18,12 @@ typedef struct {
     uint32_t batches;              //  committed batches
     uint64_t records;              //  downloaded records
     uint32_t attempts;             //  dispatches (a restart counts)
+    int32_t code;                  //  failure code of this object, 0 if none
+    char what[256];                //  its message
 } sobj_t;
+
+//  Batch entries kept for syncStats.downloadStats; past this the list is marked truncated.
+#define ORCH_STATS_BATCHES_MAX 10000
 
 typedef struct session {
     char id[ES_NAME_MAX + 1];      //  session id
@@ -33,6 +38,8 @@ typedef struct session {
     sobj_t *objs;                  //  objects in the plan
     size_t nobjs;                  //  count
     es_buf_t batches;              //  downloadStats entries, comma-separated JSON objects
+    uint32_t nbatches;             //  batches committed (entries in the "sbatch" table)
+    uint32_t nkept;                //  entries in batches (at most ORCH_STATS_BATCHES_MAX)
     es_buf_t errors;               //  syncErrors.download entries
     es_buf_t warnings;             //  warnings, JSON strings
     uint64_t downloaded;           //  total records downloaded
@@ -58,16 +65,24 @@ bool orch_session_overlaps(const session_t *self, const char *level, const char 
                            const char *object);
 //  True when no object is pending or running.
 bool orch_session_finished(const session_t *self);
-//  Session state as JSON (for the store and STATUS).
+//  Session state as JSON (for the store and STATUS); batch entries are not part of it.
 void orch_session_to_json(const session_t *self, es_buf_t *out);
 //  Rebuild from to_json's output. NULL if malformed.
 session_t *orch_session_from_json(const char *json, size_t len);
 //  Event JSON for a step; extra is a JSON fragment of more keys (",\"k\":v" form) or "".
 void orch_session_event(const session_t *self, const char *phase, const char *state,
                         const char *name, const char *extra, es_buf_t *out);
-//  Record one committed download batch.
-void orch_session_batch(session_t *self, const es_progress_t *p);
-//  Build the final success or failure object (SPEC 4.3/4.4) into self->result; returns code.
+//  Record one committed download batch of object o; entry gets its downloadStats JSON (kept
+//  apart from the session row so a long session does not rewrite a growing document).
+void orch_session_batch(session_t *self, const sobj_t *o, const es_progress_t *p,
+                        es_buf_t *entry);
+//  Restore a batch entry written by orch_session_batch (after a restart).
+void orch_session_add_batch(session_t *self, const char *json, size_t len);
+//  Mark an object failed with its code and message (the session's first failure is kept too).
+void orch_session_fail_object(session_t *self, sobj_t *o, int32_t code, const char *what,
+                              size_t len);
+//  Build the final success or failure object (SPEC 4.3/4.4; app level: successResponse and
+//  failureResponse per service, 2460 if any failed) into self->result; returns the code.
 int32_t orch_session_finish(session_t *self);
 
 #endif

@@ -11,61 +11,12 @@ import sys
 import threading
 import time
 
-from eslib import Env, check, finish, same_records
+from eslib import Env, Sync, busy_download, actors, check, finish, same_records, served
 
 bindir = sys.argv[1]
 SVC = "SampleSvc"
 OBJS = ["Customer", "Product", "OrderLine"]
 OPTS = '{"syncType":"downloadOnly","downloadBatchSize":500,"getSyncStats":true}'
-
-
-class Sync:
-    """A CLI sync running in the background; events collected as they arrive."""
-
-    def __init__(self, env, *args):
-        self.p = subprocess.Popen([os.path.join(bindir, "edgesync"), "-c", env.conf, "sync"]
-                                  + list(args) + ["--json"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        self.events = []
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
-
-    def _read(self):
-        for line in self.p.stderr:
-            if line.startswith("{"):
-                try:
-                    self.events.append(json.loads(line))
-                except ValueError:
-                    pass
-
-    def wait_batches(self, n, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if sum(1 for e in self.events if e["phase"] == "Download" and e["state"] == "Ended") >= n:
-                return True
-            time.sleep(0.02)
-        return False
-
-    def result(self, timeout=300):
-        out, _ = self.p.communicate(timeout=timeout)
-        self.t.join(timeout=5)
-        return self.p.returncode, out
-
-
-def actors(env):
-    rc, out, _ = env.cli("status")
-    return json.loads(out)["actors"] if rc == 0 else []
-
-
-def busy_download(env):
-    for a in actors(env):
-        if a["actor"].startswith("download.") and a["job"]:
-            return a
-    return None
-
-
-def served(env):
-    return json.loads(env.admin_get("/admin/stats"))
 
 
 def compare(env, what):
