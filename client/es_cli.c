@@ -531,6 +531,10 @@ s_on_progress(void *ctx, const char *json)
         self->start_ms = now;
     const char *session = s_str(root, "session"), *phase = s_str(root, "phase"),
                *state = s_str(root, "state"), *name = s_str(root, "name");
+    //  Object events name the object in "object" (at service level "name" is the service).
+    const char *object = s_str(root, "object");
+    if (object && !(phase && strcmp(phase, "Sync") == 0))
+        name = object;
     const char *service = s_str(root, "objectService");
     if (session)
         snprintf(self->session, sizeof self->session, "%s", session);
@@ -568,6 +572,13 @@ s_on_progress(void *ctx, const char *json)
                     if (s_uint(root, "objectDownloadedRecords", &v) ||
                         s_uint(root, "totalDownloadedRecords", &v))
                         r->records = v;
+                    //  The object's last batch: its download is complete.
+                    const char *lp[] = {"lastBatch", NULL};
+                    if (YAJL_IS_TRUE(yajl_tree_get(root, lp, yajl_t_any))) {
+                        r->state = ROW_DONE;
+                        r->end_ms = now;
+                        force = true;
+                    }
                 } else if (strcmp(phase, "Reconcile") == 0) {
                     r->state = strcmp(state, "Ended") == 0 ? ROW_DONE : ROW_RECONCILE;
                     if (r->state == ROW_DONE) {

@@ -104,7 +104,8 @@ static const field_t s_progress[] = {
     FIELD(progress, records, F_U32),    FIELD(progress, bytes, F_U64),
     FIELD(progress, request_ms, F_U32), FIELD(progress, network_ms, F_U32),
     FIELD(progress, parse_ms, F_U32),   FIELD(progress, persist_ms, F_U32),
-    FIELD(progress, retries, F_U32),    FIELDS_END,
+    FIELD(progress, retries, F_U32),    FIELD(progress, last, F_BOOL),
+    FIELDS_END,
 };
 static const field_t s_job_done[] = {
     FIELD(job_done, session, F_STR), FIELD(job_done, job, F_U64),     FIELD(job_done, code, F_I32),

@@ -111,6 +111,7 @@ typedef struct {
     uint32_t parse_ms;             //  parsing time
     uint32_t persist_ms;           //  LMDB commit time
     uint32_t retries;              //  retries of this batch
+    bool last;                     //  Ended of the object's last batch: its phase is complete
 } es_progress_t;
 
 typedef struct {

@@ -73,7 +73,7 @@ struct download {
 
 static void
 s_progress(download_t *self, const char *state, uint32_t records, int64_t request_ms,
-           int64_t network_ms, int64_t parse_ms, int64_t persist_ms)
+           int64_t network_ms, int64_t parse_ms, int64_t persist_ms, bool last)
 {
     job_t *j = &self->job;
     es_msg_t m;
@@ -92,6 +92,7 @@ s_progress(download_t *self, const char *state, uint32_t records, int64_t reques
     p->parse_ms = (uint32_t)parse_ms;
     p->persist_ms = (uint32_t)persist_ms;
     p->retries = j->attempt;
+    p->last = last;
     es_err_t err;
     if (es_actor_send(self->actor, &m, &err))
         es_log_warn("progress: %s", err.what);
@@ -256,7 +257,7 @@ s_send(download_t *self)
     s_ops_reset(j);
     es_err_clear(&j->parse_err);
     if (j->attempt == 0)
-        s_progress(self, "Started", 0, 0, 0, 0, 0);
+        s_progress(self, "Started", 0, 0, 0, 0, 0, false);
     es_dlparse_destroy(&j->parser);
     j->parser = es_dlparse_new(j->meta, j->obj, &s_parse_cb, self);
     const char *prefix = es_config_str(self->config, "header_prefix");
@@ -269,7 +270,7 @@ s_send(download_t *self)
     if (*token)
         h[nh++] = es_sprintf("%sAuthorization: %s", prefix, token);
     if (j->attempt == 0)
-        s_progress(self, "InProgress", 0, 0, 0, 0, 0);
+        s_progress(self, "InProgress", 0, 0, 0, 0, 0, false);
     es_err_t err;
     int rc = es_http_start(self->http, j->url, j->body.data, j->body.len, (const char *const *)h,
                            nh, &s_http_cb, self, &err);
@@ -603,7 +604,7 @@ s_on_done(void *ctx, const es_http_result_t *r)
     j->records += j->nops;
     int64_t parse_ms = j->parse_us / 1000;
     s_progress(self, "Ended", j->nops, j->t_sent - j->t_start,
-               (t_parsed - j->t_sent) - parse_ms, parse_ms, t_committed - t_parsed);
+               (t_parsed - j->t_sent) - parse_ms, parse_ms, t_committed - t_parsed, !more);
     if (!more) {
         s_job_end(self, 0, NULL);
         return;

@@ -544,8 +544,10 @@ s_on_progress(orch_t *self, const es_progress_t *p)
         orch_session_batch(s, o, p, &entry);
         s_persist_batch(self, s, &entry);
         es_buf_release(&entry);
-        es_buf_printf(&extra, ",\"totalDownloadedRecords\":%llu,\"objectDownloadedRecords\":%llu",
-                      (unsigned long long)s->downloaded, (unsigned long long)o->records);
+        es_buf_printf(&extra,
+                      ",\"totalDownloadedRecords\":%llu,\"objectDownloadedRecords\":%llu%s",
+                      (unsigned long long)s->downloaded, (unsigned long long)o->records,
+                      p->last ? ",\"lastBatch\":true" : "");
     }
     const char *name = strcmp(s->level, "object") == 0 ? p->object : o->service;
     s_event(self, s, p->phase, p->state, name, extra.data);

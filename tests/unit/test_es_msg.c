@@ -36,9 +36,9 @@ static const tdef_t s_defs[] = {
     {ES_MSG_DOWNLOAD, "DOWNLOAD", "SLSST", {"session", "job", "service", "object", "options"}},
     {ES_MSG_PROGRESS,
      "PROGRESS",
-     "SLKKSUULUUUUU",
+     "SLKKSUULUUUUUB",
      {"session", "job", "phase", "state", "object", "batch", "records", "bytes", "request_ms",
-      "network_ms", "parse_ms", "persist_ms", "retries"}},
+      "network_ms", "parse_ms", "persist_ms", "retries", "last"}},
     {ES_MSG_JOB_DONE, "JOB_DONE", "SLITT", {"session", "job", "code", "what", "result"}},
 };
 #define NDEFS (sizeof s_defs / sizeof s_defs[0])
@@ -135,6 +135,7 @@ s_fill(es_msg_t *m, es_msg_type_t type)
         p->parse_ms = 128;
         p->persist_ms = 65536;
         p->retries = 255;
+        p->last = true;
         break;
     }
     case ES_MSG_JOB_DONE:
@@ -226,6 +227,7 @@ s_assert_equal(const es_msg_t *a, const es_msg_t *b)
         assert_int_equal(p->parse_ms, q->parse_ms);
         assert_int_equal(p->persist_ms, q->persist_ms);
         assert_int_equal(p->retries, q->retries);
+        assert_int_equal(p->last, q->last);
         break;
     }
     case ES_MSG_JOB_DONE:
