@@ -21,10 +21,10 @@ typedef struct req {
 } req_t;
 
 struct es_http {
-    CURLM *multi;          //  all transfers
-    es_http_opts_t opts;   //  timeouts and limits
-    req_t *reqs;           //  in flight
-    size_t nreqs;          //  count of reqs
+    CURLM *multi;        //  all transfers
+    es_http_opts_t opts; //  timeouts and limits
+    req_t *reqs;         //  in flight
+    size_t nreqs;        //  count of reqs
 };
 
 es_http_t *
@@ -107,8 +107,7 @@ s_on_write(char *data, size_t size, size_t nmemb, void *userp)
         size_t room = sizeof r->result.excerpt - 1 - have;
         size_t n = len < room ? len : room;
         for (size_t i = 0; i < n; i++) //  printable only: it ends up in logs and results
-            r->result.excerpt[have + i] =
-                (data[i] >= 0x20 && data[i] < 0x7f) ? data[i] : ' ';
+            r->result.excerpt[have + i] = (data[i] >= 0x20 && data[i] < 0x7f) ? data[i] : ' ';
         r->result.excerpt[have + n] = '\0';
         return len;
     }
@@ -282,4 +281,63 @@ es_http_perform(es_http_t *self)
         if (r)
             s_finish(self, r, m->data.result);
     }
+}
+
+void
+es_http_url_escape(es_buf_t *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~' || *p == '$') {
+            es_buf_putc(out, (char)*p);
+        } else {
+            es_buf_putc(out, '%');
+            es_buf_putc(out, hex[*p >> 4]);
+            es_buf_putc(out, hex[*p & 15]);
+        }
+    }
+}
+
+void
+es_http_query_add(es_buf_t *url, bool *first, const char *key, const char *value)
+{
+    es_buf_putc(url, *first ? '?' : '&');
+    *first = false;
+    es_http_url_escape(url, key);
+    es_buf_putc(url, '=');
+    es_http_url_escape(url, value);
+}
+
+int
+es_http_vmx_code(const es_http_result_t *r)
+{
+    if (r->data_failed)
+        return 2037;
+    switch (r->curl_code) {
+    case CURLE_OK:
+        return 0;
+    case CURLE_OPERATION_TIMEDOUT:
+        return 2032;
+    case CURLE_COULDNT_CONNECT:
+        return 2034;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return 2035;
+    default:
+        return 2030;
+    }
+}
+
+int64_t
+es_http_retry_delay_ms(uint32_t attempt, int64_t base, int64_t cap, long retry_after_s,
+                       uint32_t *seed)
+{
+    int64_t d = base << (attempt < 20 ? attempt : 20);
+    if (d > cap)
+        d = cap;
+    *seed = *seed * 1103515245u + 12345u;
+    d = d / 2 + (int64_t)(*seed % (uint32_t)(d / 2 + 1));
+    if (retry_after_s >= 0 && retry_after_s * 1000 > d)
+        d = retry_after_s > cap / 100 ? cap * 10 : retry_after_s * 1000;
+    return d;
 }

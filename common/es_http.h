@@ -2,10 +2,12 @@
 //  bodies are streamed to a callback as they arrive, nothing blocks.
 #ifndef ES_HTTP_H
 #define ES_HTTP_H
+#include "common/es_buf.h"
 #include "common/es_err.h"
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct es_http es_http_t;
 
@@ -51,5 +53,19 @@ int es_http_wait(es_http_t *self, struct curl_waitfd *extra, unsigned nextra, in
 void es_http_perform(es_http_t *self);
 //  Abort every request in flight (on_done is not called).
 void es_http_abort_all(es_http_t *self);
+
+//  Append s percent-encoded for a query string (unreserved characters and '$' kept).
+void es_http_url_escape(es_buf_t *out, const char *s);
+//  Append "?key=value" (first) or "&key=value", both escaped.
+void es_http_query_add(es_buf_t *url, bool *first, const char *key, const char *value);
+//  Volt MX network error code of a failed transfer (SPEC 4.5): 2032 timeout, 2034 cannot
+//  connect, 2035 host not found, 2037 unreadable body, 2030 anything else; 0 if it completed.
+int es_http_vmx_code(const es_http_result_t *r);
+
+//  Retry delay for attempt (0-based): base doubled per attempt up to cap, with jitter in
+//  [d/2, d]; a Retry-After (seconds, -1 = none) longer than that wins, bounded by ten times
+//  cap so a server cannot park a job for ever. seed: caller's jitter state.
+int64_t es_http_retry_delay_ms(uint32_t attempt, int64_t base, int64_t cap, long retry_after_s,
+                               uint32_t *seed);
 
 #endif

@@ -92,6 +92,15 @@ static const field_t s_stats[] = {
     FIELD(stats, entity, F_STR),
     FIELDS_END,
 };
+static const field_t s_local[] = {
+    FIELD(local, op, F_STR),       FIELD(local, service, F_STR), FIELD(local, object, F_STR),
+    FIELD(local, pk, F_TEXT),      FIELD(local, record, F_TEXT), FIELD(local, options, F_TEXT),
+    FIELDS_END,
+};
+static const field_t s_upload[] = {
+    FIELD(upload, session, F_STR), FIELD(upload, job, F_U64),    FIELD(upload, service, F_STR),
+    FIELD(upload, object, F_STR),  FIELD(upload, options, F_TEXT), FIELDS_END,
+};
 static const field_t s_download[] = {
     FIELD(download, session, F_STR),  FIELD(download, job, F_U64),
     FIELD(download, service, F_STR),  FIELD(download, object, F_STR),

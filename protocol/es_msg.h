@@ -90,12 +90,30 @@ typedef struct {
 } es_stats_t;
 
 typedef struct {
+    char op[ES_KIND_MAX + 1];      //  create | update | partialupdate | delete | pending |
+                                   //  rollback | clear | markforupload
+    char service[ES_NAME_MAX + 1]; //  object service ("" = every service: rollback, pending)
+    char object[ES_NAME_MAX + 1];  //  object ("" = every object of the service)
+    es_slice_t pk;                 //  primary key as JSON (scalar or {col: v}); empty = none
+    es_slice_t record;             //  record as a JSON object (create, update); empty = none
+    es_slice_t options;            //  CRUD options JSON (trackChanges, markForUpload, ...)
+} es_local_t;
+
+typedef struct {
     char session[ES_NAME_MAX + 1]; //  session id
     uint64_t job;                  //  job id within the session
     char service[ES_NAME_MAX + 1]; //  object service
     char object[ES_NAME_MAX + 1];  //  object; "" = service-level request
     es_slice_t options;            //  normalised download options as JSON
 } es_download_t;
+
+typedef struct {
+    char session[ES_NAME_MAX + 1]; //  session id
+    uint64_t job;                  //  job id within the session
+    char service[ES_NAME_MAX + 1]; //  object service
+    char object[ES_NAME_MAX + 1];  //  object; "" = every object of the service
+    es_slice_t options;            //  normalised options as JSON (uploadBatchSize, params, ...)
+} es_upload_t;
 
 typedef struct {
     char session[ES_NAME_MAX + 1]; //  session id

@@ -8,6 +8,7 @@
 #include "protocol/es_meta.h"
 #include "protocol/es_syncopts.h"
 #include "store/es_store.h"
+#include "store/es_svc.h"
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -42,31 +43,31 @@ typedef struct {
     es_buf_t body;                 //  request body of the current batch
     bool cancelled;                //  finish the batch in flight, then stop
     //  The batch in flight.
-    bool in_flight;                //  a request is running
-    int64_t retry_at;              //  start the request again at this time, 0 = not waiting
-    uint32_t attempt;              //  retries of this batch so far
-    es_dlparse_t *parser;          //  response parser
-    es_buf_t ops;                  //  parsed records waiting for the commit
-    uint32_t nops;                 //  records in ops
-    int64_t t_start, t_sent;       //  timing of the batch (ms)
-    int64_t parse_us;              //  time spent in the parser
-    size_t bytes;                  //  response bytes
-    es_err_t parse_err;            //  why the parser stopped
-    es_buf_t errors;               //  syncErrors.download entries (JSON objects, comma-joined)
-    int spill_fd;                  //  parsed records beyond OPS_MEM_MAX wait here (-1: none)
-    size_t spilled;                //  bytes in the spill file
+    bool in_flight;          //  a request is running
+    int64_t retry_at;        //  start the request again at this time, 0 = not waiting
+    uint32_t attempt;        //  retries of this batch so far
+    es_dlparse_t *parser;    //  response parser
+    es_buf_t ops;            //  parsed records waiting for the commit
+    uint32_t nops;           //  records in ops
+    int64_t t_start, t_sent; //  timing of the batch (ms)
+    int64_t parse_us;        //  time spent in the parser
+    size_t bytes;            //  response bytes
+    es_err_t parse_err;      //  why the parser stopped
+    es_buf_t errors;         //  syncErrors.download entries (JSON objects, comma-joined)
+    int spill_fd;            //  parsed records beyond OPS_MEM_MAX wait here (-1: none)
+    size_t spilled;          //  bytes in the spill file
 } job_t;
 
 struct download {
-    es_actor_opts_t opts;  //  argv
-    es_config_t *config;   //  settings
-    es_actor_t *actor;     //  runtime
-    es_store_t *store;     //  LMDB
-    es_http_t *http;       //  transfers
-    job_t job;             //  the current job
-    es_buf_t key, val;     //  scratch for record encoding
-    uint32_t seed;         //  jitter
-    bool lost;             //  a JOB_DONE could not be sent: exit
+    es_actor_opts_t opts; //  argv
+    es_config_t *config;  //  settings
+    es_actor_t *actor;    //  runtime
+    es_store_t *store;    //  LMDB
+    es_http_t *http;      //  transfers
+    job_t job;            //  the current job
+    es_buf_t key, val;    //  scratch for record encoding
+    uint32_t seed;        //  jitter
+    bool lost;            //  a JOB_DONE could not be sent: exit
 };
 
 //  --- messages to the orchestrator ----------------------------------------------------------
@@ -148,32 +149,6 @@ s_job_end(download_t *self, int32_t code, const char *what)
 
 //  --- the request ---------------------------------------------------------------------------
 
-static void
-s_url_escape(es_buf_t *out, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '_' || *p == '.' || *p == '~' || *p == '$') {
-            es_buf_putc(out, (char)*p);
-        } else {
-            es_buf_putc(out, '%');
-            es_buf_putc(out, hex[*p >> 4]);
-            es_buf_putc(out, hex[*p & 15]);
-        }
-    }
-}
-
-static void
-s_query(es_buf_t *url, bool *first, const char *key, const char *value)
-{
-    es_buf_putc(url, *first ? '?' : '&');
-    *first = false;
-    s_url_escape(url, key);
-    es_buf_putc(url, '=');
-    s_url_escape(url, value);
-}
-
 //  The ctx row of this object and filter: {"delta":..., "partial":{"session","batch","records",
 //  "delta_context"}}. Decides the first request body: resume this session's last committed
 //  batch (D15), or the preserved batch context of an earlier failed session (D7), or the delta.
@@ -238,8 +213,7 @@ s_load_ctx(download_t *self, es_err_t *err)
 
 static void s_ops_reset(job_t *j);
 static int s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err);
-static void s_on_object_error(void *ctx, const char *object, int64_t opstatus,
-                              const char *errmsg);
+static void s_on_object_error(void *ctx, const char *object, int64_t opstatus, const char *errmsg);
 static int s_on_data(void *ctx, const char *data, size_t len, es_err_t *err);
 static void s_on_done(void *ctx, const es_http_result_t *r);
 
@@ -344,8 +318,9 @@ s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err)
         es_buf_json_str(&j->errors, j->object, strlen(j->object));
         es_buf_puts(&j->errors, ",\"objectService\":");
         es_buf_json_str(&j->errors, j->service, strlen(j->service));
-        es_buf_printf(&j->errors, ",\"opstatus\":0,\"errmsg\":\"primary key of %zu bytes "
-                                  "exceeds the local store's limit of %d bytes; record skipped\"}",
+        es_buf_printf(&j->errors,
+                      ",\"opstatus\":0,\"errmsg\":\"primary key of %zu bytes "
+                      "exceeds the local store's limit of %d bytes; record skipped\"}",
                       self->key.len, ES_KEY_STORE_MAX);
         return 0;
     }
@@ -374,8 +349,8 @@ static void
 s_on_object_error(void *ctx, const char *object, int64_t opstatus, const char *errmsg)
 {
     download_t *self = ctx;
-    es_log_warn("%s: object %s: opstatus %lld: %s", self->job.service, object,
-                (long long)opstatus, errmsg);
+    es_log_warn("%s: object %s: opstatus %lld: %s", self->job.service, object, (long long)opstatus,
+                errmsg);
 }
 
 static int
@@ -498,39 +473,6 @@ s_transient(const es_http_result_t *r)
     return r->status == 429 || r->status >= 500;
 }
 
-static int64_t
-s_backoff_ms(download_t *self, const es_http_result_t *r)
-{
-    int64_t base = es_config_int(self->config, "retry.base_ms");
-    int64_t cap = es_config_int(self->config, "retry.max_ms");
-    int64_t d = base << (self->job.attempt < 20 ? self->job.attempt : 20);
-    if (d > cap)
-        d = cap;
-    //  Full jitter in [d/2, d].
-    self->seed = self->seed * 1103515245u + 12345u;
-    d = d / 2 + (int64_t)(self->seed % (uint32_t)(d / 2 + 1));
-    //  Honour Retry-After, but a server cannot park a job for ever: ten times our own cap.
-    if (r->retry_after_s >= 0 && r->retry_after_s * 1000 > d)
-        d = r->retry_after_s > cap / 100 ? cap * 10 : r->retry_after_s * 1000;
-    return d;
-}
-
-static int32_t
-s_fail_code(const es_http_result_t *r)
-{
-    if (r->data_failed)
-        return 2037;
-    if (r->curl_code == CURLE_OPERATION_TIMEDOUT)
-        return 2032;
-    if (r->curl_code == CURLE_COULDNT_CONNECT)
-        return 2034;
-    if (r->curl_code == CURLE_COULDNT_RESOLVE_HOST)
-        return 2035;
-    if (r->curl_code != CURLE_OK)
-        return 2030;
-    return 2474;
-}
-
 static void
 s_on_done(void *ctx, const es_http_result_t *r)
 {
@@ -553,14 +495,16 @@ s_on_done(void *ctx, const es_http_result_t *r)
         bool transient = ok_http || s_transient(r);
         if (transient && j->attempt < es_config_int(self->config, "retry.max_attempts") &&
             !j->cancelled) {
-            int64_t d = s_backoff_ms(self, r);
+            int64_t d = es_http_retry_delay_ms(
+                j->attempt, es_config_int(self->config, "retry.base_ms"),
+                es_config_int(self->config, "retry.max_ms"), r->retry_after_s, &self->seed);
             j->attempt++;
             j->retry_at = now + d;
-            es_log_warn("%s/%s: batch %u: %s; retry %u in %lld ms", j->service, j->object,
-                        j->batch, what, j->attempt, (long long)d);
+            es_log_warn("%s/%s: batch %u: %s; retry %u in %lld ms", j->service, j->object, j->batch,
+                        what, j->attempt, (long long)d);
             return;
         }
-        int32_t code = ok_http ? 2037 : s_fail_code(r);
+        int32_t code = ok_http ? 2037 : es_http_vmx_code(r) ? es_http_vmx_code(r) : 2474;
         if (!ok_http && r->curl_code == CURLE_OK && !r->data_failed &&
             (r->status == 401 || r->status == 403))
             snprintf(what + strlen(what), sizeof what - strlen(what),
@@ -603,8 +547,8 @@ s_on_done(void *ctx, const es_http_result_t *r)
     int64_t t_committed = es_now_ms();
     j->records += j->nops;
     int64_t parse_ms = j->parse_us / 1000;
-    s_progress(self, "Ended", j->nops, j->t_sent - j->t_start,
-               (t_parsed - j->t_sent) - parse_ms, parse_ms, t_committed - t_parsed, !more);
+    s_progress(self, "Ended", j->nops, j->t_sent - j->t_start, (t_parsed - j->t_sent) - parse_ms,
+               parse_ms, t_committed - t_parsed, !more);
     if (!more) {
         s_job_end(self, 0, NULL);
         return;
@@ -622,46 +566,6 @@ s_on_done(void *ctx, const es_http_result_t *r)
 }
 
 //  --- jobs ------------------------------------------------------------------------------------
-
-static char *
-s_load_url(download_t *self, const char *service, es_err_t *err)
-{
-    es_txn_t *txn = es_store_begin(self->store, false, err);
-    if (!txn)
-        return NULL;
-    char key[ES_NAME_MAX + 8];
-    int klen = snprintf(key, sizeof key, "url/%s", service);
-    const void *val;
-    size_t vlen;
-    char *url = NULL;
-    int rc = es_txn_get(txn, "meta", key, (size_t)klen, &val, &vlen, err);
-    if (rc == 1)
-        url = es_strndup(val, vlen);
-    else if (rc == 0)
-        es_err_set(err, ES_ENOTFOUND, "object service '%s' is not set up", service);
-    es_txn_abort(&txn);
-    return url;
-}
-
-static es_meta_t *
-s_load_meta(download_t *self, const char *service, es_err_t *err)
-{
-    es_txn_t *txn = es_store_begin(self->store, false, err);
-    if (!txn)
-        return NULL;
-    char key[ES_NAME_MAX + 8];
-    int klen = snprintf(key, sizeof key, "svc/%s", service);
-    const void *val;
-    size_t vlen;
-    es_meta_t *meta = NULL;
-    int rc = es_txn_get(txn, "meta", key, (size_t)klen, &val, &vlen, err);
-    if (rc == 1)
-        meta = es_meta_new(val, vlen, err);
-    else if (rc == 0)
-        es_err_set(err, ES_ENOTFOUND, "object service '%s' is not set up", service);
-    es_txn_abort(&txn);
-    return meta;
-}
 
 static void
 s_start_job(download_t *self, const es_download_t *d)
@@ -695,8 +599,8 @@ s_start_job(download_t *self, const es_download_t *d)
     es_buf_init(&j->ops);
     es_buf_init(&j->errors);
     es_err_t err;
-    char *base = s_load_url(self, d->service, &err);
-    j->meta = base ? s_load_meta(self, d->service, &err) : NULL;
+    char *base = es_svc_url(self->store, d->service, &err);
+    j->meta = base ? es_svc_meta(self->store, d->service, &err) : NULL;
     j->obj = j->meta ? es_meta_object(j->meta, d->object) : NULL;
     if (!j->obj) {
         if (j->meta)
@@ -728,18 +632,19 @@ s_start_job(download_t *self, const es_download_t *d)
     es_buf_t url;
     es_buf_init(&url);
     es_buf_printf(&url, "%s/objects/", base);
-    s_url_escape(&url, j->object);
+    es_http_url_escape(&url, j->object);
     free(base);
     bool first = true;
     for (size_t i = 0; i < j->opts.ndownload_params; i++)
-        s_query(&url, &first, j->opts.download_params[i].key, j->opts.download_params[i].value);
+        es_http_query_add(&url, &first, j->opts.download_params[i].key,
+                          j->opts.download_params[i].value);
     if (j->filter)
-        s_query(&url, &first, "$filter", j->filter);
+        es_http_query_add(&url, &first, "$filter", j->filter);
     if (j->obj->expand)
-        s_query(&url, &first, "$expand", j->obj->expand);
+        es_http_query_add(&url, &first, "$expand", j->obj->expand);
     char bs[32];
     snprintf(bs, sizeof bs, "%lld", (long long)j->opts.download_batch_size);
-    s_query(&url, &first, "$batchsize", bs);
+    es_http_query_add(&url, &first, "$batchsize", bs);
     j->url = es_buf_steal(&url);
     es_buf_printf(&j->ctx_key, "%s\n%s", j->object, j->filter ? j->filter : "");
     if (s_load_ctx(self, &err)) {
@@ -792,9 +697,8 @@ download_new(const es_actor_opts_t *opts, es_err_t *err)
     self->http = es_http_new(&hopts, err);
     if (!self->http)
         goto fail;
-    self->actor =
-        es_actor_new("download", opts, (int)es_config_int(self->config, "heartbeat.interval_ms"),
-                     err);
+    self->actor = es_actor_new("download", opts,
+                               (int)es_config_int(self->config, "heartbeat.interval_ms"), err);
     if (!self->actor)
         goto fail;
     return self;

@@ -14,6 +14,7 @@
 #include "protocol/es_record.h"
 #include "protocol/es_syncopts.h"
 #include "store/es_store.h"
+#include "store/es_svc.h"
 #include <assert.h>
 #include <errno.h>
 #include <signal.h>
@@ -131,27 +132,6 @@ s_failure_json(int32_t code, const char *message, const char *key, const char *n
 }
 
 //  --- store helpers ---------------------------------------------------------------------------
-
-//  Metadata of a service (caller destroys), NULL if not set up; url (caller frees) if wanted.
-static es_meta_t *
-s_load_meta(orch_t *self, const char *service, es_err_t *err)
-{
-    es_txn_t *txn = es_store_begin(self->store, false, err);
-    if (!txn)
-        return NULL;
-    char key[ES_NAME_MAX + 8];
-    int klen = snprintf(key, sizeof key, "svc/%s", service);
-    const void *val;
-    size_t vlen;
-    es_meta_t *meta = NULL;
-    int rc = es_txn_get(txn, "meta", key, (size_t)klen, &val, &vlen, err);
-    if (rc == 1)
-        meta = es_meta_new(val, vlen, err);
-    else if (rc == 0)
-        es_err_set(err, ES_ENOTFOUND, "object service '%s' is not set up", service);
-    es_txn_abort(&txn);
-    return meta;
-}
 
 typedef struct {
     es_buf_t *out;
@@ -784,7 +764,7 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
     es_buf_putc(&norm, '{');
     for (size_t si = 0; si < k; si++) {
         const char *svc_name = snames[si];
-        es_meta_t *meta = s_load_meta(self, svc_name, &err);
+        es_meta_t *meta = es_svc_meta(self->store, svc_name, &err);
         if (!meta) {
             s_fail(self, c, err.code == ES_ENOTFOUND ? 2483 : 2000, err.what, key, name);
             goto done_names;
@@ -985,7 +965,7 @@ static void
 s_cmd_get(orch_t *self, const client_t *c, const es_get_t *req)
 {
     es_err_t err;
-    es_meta_t *meta = s_load_meta(self, req->service, &err);
+    es_meta_t *meta = es_svc_meta(self->store, req->service, &err);
     es_buf_t b, key, table;
     es_buf_init(&b);
     es_buf_init(&key);
@@ -1178,6 +1158,19 @@ s_http_check(const es_http_result_t *r, char *what, size_t size)
     return 0;
 }
 
+typedef struct {
+    const char *name, *doc;
+    size_t len;
+    const char *url;
+} svc_put_t;
+
+static int
+s_svc_put_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    svc_put_t *p = ctx;
+    return es_svc_put(txn, p->name, p->doc, p->len, p->url, err);
+}
+
 static void
 s_setup_meta_done(void *ctx, const es_http_result_t *r)
 {
@@ -1202,14 +1195,8 @@ s_setup_meta_done(void *ctx, const es_http_result_t *r)
     }
     if (strcmp(meta->name, name) != 0)
         es_log_warn("setup: metadata of %s names itself '%s'", name, meta->name);
-    char key[ES_NAME_MAX + 8];
-    snprintf(key, sizeof key, "svc/%s", name);
-    int rc = s_put(self, "meta", key, st->body.data, st->body.len, &err);
-    snprintf(key, sizeof key, "url/%s", name);
-    if (rc == 0)
-        rc = s_put(self, "meta", key, st->urls[st->next - 1], strlen(st->urls[st->next - 1]),
-                   &err);
-    if (rc) {
+    svc_put_t put = {name, st->body.data, st->body.len, st->urls[st->next - 1]};
+    if (es_store_write(self->store, s_svc_put_fn, &put, &err)) {
         es_meta_destroy(&meta);
         s_setup_end(self, 2000, err.what);
         return;

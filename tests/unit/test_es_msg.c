@@ -33,7 +33,9 @@ static const tdef_t s_defs[] = {
     {ES_MSG_SETUP, "SETUP", "S", {"service"}},
     {ES_MSG_GET, "GET", "SSTTUT", {"service", "object", "pk", "filter", "limit", "after"}},
     {ES_MSG_STATS, "STATS", "S", {"entity"}},
+    {ES_MSG_LOCAL, "LOCAL", "KSSTTT", {"op", "service", "object", "pk", "record", "options"}},
     {ES_MSG_DOWNLOAD, "DOWNLOAD", "SLSST", {"session", "job", "service", "object", "options"}},
+    {ES_MSG_UPLOAD, "UPLOAD", "SLSST", {"session", "job", "service", "object", "options"}},
     {ES_MSG_PROGRESS,
      "PROGRESS",
      "SLKKSUULUUUUUB",
@@ -112,6 +114,21 @@ s_fill(es_msg_t *m, es_msg_type_t type)
         break;
     case ES_MSG_STATS:
         strcpy(m->u.stats.entity, "orders");
+        break;
+    case ES_MSG_LOCAL:
+        strcpy(m->u.local.op, "partialupdate");
+        strcpy(m->u.local.service, "OrdersSvc");
+        strcpy(m->u.local.object, "orders");
+        m->u.local.pk = s_slice("{\"id\":-3}");
+        m->u.local.record = s_slice("{\"qty\":2}");
+        m->u.local.options = s_slice("{\"trackChanges\":false}");
+        break;
+    case ES_MSG_UPLOAD:
+        strcpy(m->u.upload.session, "s-up");
+        m->u.upload.job = 77;
+        strcpy(m->u.upload.service, "OrdersSvc");
+        strcpy(m->u.upload.object, "lines");
+        m->u.upload.options = s_slice("{\"uploadBatchSize\":200}");
         break;
     case ES_MSG_DOWNLOAD:
         strcpy(m->u.download.session, "s-dl");
@@ -204,6 +221,21 @@ s_assert_equal(const es_msg_t *a, const es_msg_t *b)
         break;
     case ES_MSG_STATS:
         assert_string_equal(a->u.stats.entity, b->u.stats.entity);
+        break;
+    case ES_MSG_LOCAL:
+        assert_string_equal(a->u.local.op, b->u.local.op);
+        assert_string_equal(a->u.local.service, b->u.local.service);
+        assert_string_equal(a->u.local.object, b->u.local.object);
+        s_assert_slice(b->u.local.pk, a->u.local.pk.ptr);
+        s_assert_slice(b->u.local.record, a->u.local.record.ptr);
+        s_assert_slice(b->u.local.options, a->u.local.options.ptr);
+        break;
+    case ES_MSG_UPLOAD:
+        assert_string_equal(a->u.upload.session, b->u.upload.session);
+        assert_true(a->u.upload.job == b->u.upload.job);
+        assert_string_equal(a->u.upload.service, b->u.upload.service);
+        assert_string_equal(a->u.upload.object, b->u.upload.object);
+        s_assert_slice(b->u.upload.options, a->u.upload.options.ptr);
         break;
     case ES_MSG_DOWNLOAD:
         assert_string_equal(a->u.download.session, b->u.download.session);
