@@ -85,6 +85,44 @@ char *es_client_stats(es_client_t *self, const char *entity);
 //  Cancel a running session.
 char *es_client_cancel(es_client_t *self, const char *session);
 
+//  Local data (SPEC 1.4, 3.7). JSON texts are checked before anything is sent: record and
+//  options must be JSON objects, a primary key a JSON string, number or object ({"col": v}
+//  for composite keys); NULL or "" = not given (options then default to {}). A change the
+//  daemon refuses fails with its code (e.g. 2314 record has deferred changes, 1 invalid,
+//  5 not found) and text.
+//  The generic call: op is create | update | partialupdate | delete | pending | rollback |
+//  clear | markforupload; which of the other arguments it needs is as in the wrappers below.
+char *es_client_local(es_client_t *self, const char *op, const char *service, const char *object,
+                      const char *pk_json, const char *record_json, const char *options_json);
+//  Create a record. options: {"trackChanges":bool,"markForUpload":bool}. {"pk":{...}}, with a
+//  temporary negative id for auto-generated key columns.
+char *es_client_create(es_client_t *self, const char *service, const char *object,
+                       const char *record_json, const char *options_json);
+//  Replace every non-key column of the record with key pk. {}
+char *es_client_update(es_client_t *self, const char *service, const char *object,
+                       const char *pk_json, const char *record_json, const char *options_json);
+//  Merge the given columns into the record with key pk. {}
+char *es_client_partial_update(es_client_t *self, const char *service, const char *object,
+                               const char *pk_json, const char *record_json,
+                               const char *options_json);
+//  Delete the record with key pk. {}
+char *es_client_delete(es_client_t *self, const char *service, const char *object,
+                       const char *pk_json, const char *options_json);
+//  Keys of the records with changes waiting for upload; service NULL = every service, object
+//  NULL = every object of the service. {"pendingSyncRecords":[...]} (per object map when wider).
+char *es_client_pending(es_client_t *self, const char *service, const char *object);
+//  Undo local changes: everything (service NULL), a service, an object, or one record (pk).
+//  {"rolledBack":N}
+char *es_client_rollback(es_client_t *self, const char *service, const char *object,
+                         const char *pk_json);
+//  Delete local data (records, changes, delta context) of a service, an object or one record,
+//  without tracking or uploading it. {"cleared":N}
+char *es_client_clear(es_client_t *self, const char *service, const char *object,
+                      const char *pk_json);
+//  Turn deferred changes (made with markForUpload false) of a service or object into pending
+//  ones. {"marked":N}
+char *es_client_mark_for_upload(es_client_t *self, const char *service, const char *object);
+
 //  Subscribe to the daemon's event socket (event_endpoint, a PUB) and call cb per message until
 //  cb returns nonzero, or, when session is given, until that session's result arrived (also if
 //  it had finished before: the status of the session is checked). session NULL = all sessions.

@@ -24,7 +24,7 @@
 #define ES_VERSION "0.0.0"
 #endif
 #define S_SYSTEM_CONFIG "/etc/edgesync/edgesync.conf"
-#define S_OPTIONS_MAX (1u << 20) //  syncOptions larger than this are surely a mistake
+#define S_OPTIONS_MAX (1u << 20) //  options or a record larger than this are surely a mistake
 #define S_POS_MAX 4              //  positional arguments of any command
 #define S_ROWS_MAX 32            //  objects shown by the progress display
 #define S_BAR 16                 //  progress bar width (a row fits 80 columns)
@@ -68,6 +68,32 @@ static const cmd_help_t s_helps[] = {
      "  --from ENDPOINT  event socket (default: $EDGESYNC_EVENT_ENDPOINT, the config file's\n"
      "                   event_endpoint, or events.sock beside an ipc command socket)"},
     {"cancel", "SESSION", "Cancel a running sync session."},
+    {"create", "SERVICE OBJECT RECORD_JSON|@FILE [--options JSON|@FILE]",
+     "Create a record locally; prints {\"pk\":{...}}, the new key (auto-generated key columns\n"
+     "get a temporary negative id until the record is uploaded).\n"
+     "  --options JSON|@FILE  {\"trackChanges\":false} keeps the change from being uploaded,\n"
+     "                        {\"markForUpload\":false} defers it until mark-for-upload"},
+    {"update", "SERVICE OBJECT PK RECORD_JSON|@FILE [--options JSON|@FILE]",
+     "Replace the non-key columns of the record with key PK. PK is JSON (7, '\"SKU-1\"',\n"
+     "'{\"orderId\":1,\"lineNo\":2}'); a word that is not JSON is taken as a string.\n"
+     "  --options JSON|@FILE  trackChanges, markForUpload, trackIntermediateUpdates"},
+    {"partial-update", "SERVICE OBJECT PK RECORD_JSON|@FILE [--options JSON|@FILE]",
+     "Change only the given columns of the record with key PK (PK as for update).\n"
+     "  --options JSON|@FILE  trackChanges, markForUpload, trackIntermediateUpdates"},
+    {"delete", "SERVICE OBJECT PK [--options JSON|@FILE]",
+     "Delete the record with key PK locally (PK as for update).\n"
+     "  --options JSON|@FILE  trackChanges, markForUpload"},
+    {"pending", "SERVICE [OBJECT]",
+     "Print the keys of the records with changes waiting for upload."},
+    {"rollback", "[SERVICE [OBJECT [PK]]]",
+     "Undo local changes not yet uploaded: of everything, a service, an object or one record;\n"
+     "prints {\"rolledBack\":N}."},
+    {"clear", "SERVICE [OBJECT [PK]]",
+     "Delete local data of a service, an object or one record (not uploaded); prints\n"
+     "{\"cleared\":N}."},
+    {"mark-for-upload", "SERVICE [OBJECT]",
+     "Make the deferred changes (markForUpload false) of a service or object pending for\n"
+     "upload; prints {\"marked\":N}."},
 };
 #define S_NCMDS (sizeof s_helps / sizeof s_helps[0])
 
@@ -84,7 +110,7 @@ s_usage(FILE *out)
             "commands:\n",
             S_SYSTEM_CONFIG);
     for (size_t i = 0; i < S_NCMDS; i++)
-        fprintf(out, "  %-7s %s\n", s_helps[i].name, s_helps[i].synopsis);
+        fprintf(out, "  %-15s %s\n", s_helps[i].name, s_helps[i].synopsis);
 }
 
 static const cmd_help_t *
@@ -143,7 +169,8 @@ s_parse_args(args_t *a, int argc, char **argv, opt_t *opts, size_t nopts, size_t
             a->help = true;
             return 0;
         }
-        if (!only_pos && arg[0] == '-' && arg[1] != '\0') {
+        //  A negative number is an argument, not an option: temporary keys are negative.
+        if (!only_pos && arg[0] == '-' && arg[1] != '\0' && !(arg[1] >= '0' && arg[1] <= '9')) {
             const char *eq = strchr(arg, '=');
             size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
             opt_t *o = NULL;
@@ -174,7 +201,9 @@ s_parse_args(args_t *a, int argc, char **argv, opt_t *opts, size_t nopts, size_t
     for (size_t i = 0; i < a->npos; i++) {
         if (!*a->pos[i])
             return s_usage_error(a->cmd, "%s must not be empty", pos_names[i]);
-        if (strlen(a->pos[i]) > ES_CLIENT_NAME_MAX && strcmp(pos_names[i], "PK") != 0)
+        //  Names are bounded; keys and records are JSON, bounded elsewhere.
+        if (strlen(a->pos[i]) > ES_CLIENT_NAME_MAX && strcmp(pos_names[i], "PK") != 0 &&
+            strcmp(pos_names[i], "RECORD") != 0)
             return s_usage_error(a->cmd, "%s longer than %d bytes", pos_names[i],
                                  ES_CLIENT_NAME_MAX);
     }
@@ -198,10 +227,11 @@ s_first_line(char *text)
         *nl = '\0';
 }
 
-//  syncOptions from "--options JSON" or "--options @FILE", checked to be one JSON object.
-//  *out is the caller's. ES_CLI_USAGE with a message naming the problem.
+//  A JSON object argument, inline or "@FILE" (what names it in messages: "--options", "RECORD";
+//  example shows the expected shape), checked to parse. *out is the caller's. ES_CLI_USAGE with
+//  a message naming the problem.
 static int
-s_load_options(const char *value, char **out)
+s_load_json(const char *cmd, const char *what, const char *example, const char *value, char **out)
 {
     *out = NULL;
     char *text = NULL;
@@ -209,7 +239,7 @@ s_load_options(const char *value, char **out)
         const char *path = value + 1;
         FILE *f = fopen(path, "rb");
         if (!f)
-            return s_usage_error("sync", "--options: cannot read '%s': %s", path, strerror(errno));
+            return s_usage_error(cmd, "%s: cannot read '%s': %s", what, path, strerror(errno));
         es_buf_t b;
         es_buf_init(&b);
         char chunk[4096];
@@ -220,17 +250,22 @@ s_load_options(const char *value, char **out)
         fclose(f);
         if (bad) {
             es_buf_release(&b);
-            return s_usage_error("sync", "--options: cannot read '%s': read error", path);
+            return s_usage_error(cmd, "%s: cannot read '%s': read error", what, path);
         }
         if (b.len > S_OPTIONS_MAX) {
             es_buf_release(&b);
-            return s_usage_error("sync", "--options: '%s' is larger than %u bytes", path,
+            return s_usage_error(cmd, "%s: '%s' is larger than %u bytes", what, path,
                                  S_OPTIONS_MAX);
+        }
+        //  The parser stops at a NUL: what follows would be dropped unseen.
+        if (b.len && memchr(b.data, '\0', b.len)) {
+            es_buf_release(&b);
+            return s_usage_error(cmd, "%s: '%s' contains a NUL byte", what, path);
         }
         text = es_buf_steal(&b);
     } else {
         if (strlen(value) > S_OPTIONS_MAX)
-            return s_usage_error("sync", "--options: larger than %u bytes", S_OPTIONS_MAX);
+            return s_usage_error(cmd, "%s: larger than %u bytes", what, S_OPTIONS_MAX);
         text = es_strdup(value);
     }
     char errbuf[256] = "";
@@ -238,11 +273,10 @@ s_load_options(const char *value, char **out)
     int rc = 0;
     if (!root) {
         s_first_line(errbuf);
-        rc = s_usage_error("sync", "--options: invalid JSON%s%s: %s", value[0] == '@' ? " in " : "",
+        rc = s_usage_error(cmd, "%s: invalid JSON%s%s: %s", what, value[0] == '@' ? " in " : "",
                            value[0] == '@' ? value + 1 : "", errbuf[0] ? errbuf : "parse error");
     } else if (!YAJL_IS_OBJECT(root)) {
-        rc = s_usage_error("sync",
-                           "--options: must be a JSON object, like {\"syncType\":\"fullSync\"}");
+        rc = s_usage_error(cmd, "%s: must be a JSON object, like %s", what, example);
     }
     yajl_tree_free(root);
     if (rc)
@@ -250,6 +284,37 @@ s_load_options(const char *value, char **out)
     else
         *out = text;
     return rc;
+}
+
+static int
+s_load_options(const char *value, char **out)
+{
+    return s_load_json("sync", "--options", "{\"syncType\":\"fullSync\"}", value, out);
+}
+
+//  A primary key argument as JSON: JSON as given when it parses (a string, number or object),
+//  else the text as a JSON string, so SKU-1 works unquoted. Text that starts like a JSON object
+//  or string but does not parse is a mistake, not a key. *out is the caller's.
+static int
+s_pk_json(const char *cmd, const char *text, char **out)
+{
+    *out = NULL;
+    char errbuf[256] = "";
+    yajl_val v = yajl_tree_parse(text, errbuf, sizeof errbuf);
+    if (!v && (text[0] == '{' || text[0] == '"')) {
+        s_first_line(errbuf);
+        return s_usage_error(cmd, "PK: invalid JSON: %s", errbuf[0] ? errbuf : "parse error");
+    }
+    if (v && !YAJL_IS_ARRAY(v) && !YAJL_IS_NULL(v)) {
+        *out = es_strdup(text);
+    } else {
+        es_buf_t b;
+        es_buf_init(&b);
+        es_buf_json_str(&b, text, strlen(text));
+        *out = es_buf_steal(&b);
+    }
+    yajl_tree_free(v);
+    return 0;
 }
 
 //  --- endpoints ------------------------------------------------------------------------------
@@ -741,23 +806,76 @@ s_cmd_get(env_t *env, int argc, char **argv)
     }
     if (opts[0].value && !*opts[0].value)
         return s_usage_error("get", "--filter: must not be empty");
-    //  PK: JSON as given when it parses, else the text as a JSON string.
     char *pk = NULL;
-    if (a.npos == 3) {
-        yajl_val v = yajl_tree_parse(a.pos[2], NULL, 0);
-        if (v && !YAJL_IS_ARRAY(v) && !YAJL_IS_NULL(v)) {
-            pk = es_strdup(a.pos[2]);
-        } else {
-            es_buf_t b;
-            es_buf_init(&b);
-            es_buf_json_str(&b, a.pos[2], strlen(a.pos[2]));
-            pk = es_buf_steal(&b);
-        }
-        yajl_tree_free(v);
-    }
+    if (a.npos == 3 && (rc = s_pk_json("get", a.pos[2], &pk)))
+        return rc;
     es_client_t *client = s_connect(env, &rc);
     if (client) {
         char *body = es_client_get(client, a.pos[0], a.pos[1], pk, opts[0].value, limit);
+        rc = s_print_reply(client, body);
+        es_client_destroy(&client);
+    }
+    free(pk);
+    return rc;
+}
+
+//  create, update, partial-update, delete: SERVICE OBJECT [PK] [RECORD] [--options].
+static int
+s_cmd_change(env_t *env, const char *cmd, int argc, char **argv)
+{
+    bool has_pk = strcmp(cmd, "create") != 0, has_record = strcmp(cmd, "delete") != 0;
+    args_t a = {.cmd = cmd};
+    opt_t opts[] = {{"--options", true, NULL}};
+    const char *const names[] = {"SERVICE", "OBJECT", has_pk ? "PK" : "RECORD", "RECORD"};
+    size_t npos = 2 + (has_pk ? 1 : 0) + (has_record ? 1 : 0);
+    int rc = s_parse_args(&a, argc, argv, opts, 1, npos, names, npos);
+    if (rc || a.help)
+        return rc ? rc : s_print_help(cmd);
+    char *pk = NULL, *record = NULL, *options = NULL;
+    if (has_pk && (rc = s_pk_json(cmd, a.pos[2], &pk)))
+        goto done;
+    if (has_record &&
+        (rc = s_load_json(cmd, "RECORD", "{\"name\":\"x\"}", a.pos[npos - 1], &record)))
+        goto done;
+    if (opts[0].value &&
+        (rc = s_load_json(cmd, "--options", "{\"markForUpload\":false}", opts[0].value, &options)))
+        goto done;
+    es_client_t *client = s_connect(env, &rc);
+    if (client) {
+        const char *op = strcmp(cmd, "partial-update") == 0 ? "partialupdate" : cmd;
+        char *body = es_client_local(client, op, a.pos[0], a.pos[1], pk, record, options);
+        rc = s_print_reply(client, body);
+        es_client_destroy(&client);
+    }
+done:
+    free(pk);
+    free(record);
+    free(options);
+    return rc;
+}
+
+//  pending, rollback, clear, mark-for-upload: a scope of service, object and (some) a key.
+static int
+s_cmd_scope(env_t *env, const char *cmd, int argc, char **argv)
+{
+    bool rollback = strcmp(cmd, "rollback") == 0, clear = strcmp(cmd, "clear") == 0;
+    args_t a = {.cmd = cmd};
+    static const char *const names[] = {"SERVICE", "OBJECT", "PK"};
+    size_t max = rollback || clear ? 3 : 2;
+    int rc = s_parse_args(&a, argc, argv, NULL, 0, max, names, rollback ? 0 : 1);
+    if (rc || a.help)
+        return rc ? rc : s_print_help(cmd);
+    char *pk = NULL;
+    if (a.npos == 3 && (rc = s_pk_json(cmd, a.pos[2], &pk)))
+        return rc;
+    es_client_t *client = s_connect(env, &rc);
+    if (client) {
+        const char *service = a.npos > 0 ? a.pos[0] : NULL, *object = a.npos > 1 ? a.pos[1] : NULL;
+        char *body = rollback ? es_client_rollback(client, service, object, pk)
+                     : clear  ? es_client_clear(client, service, object, pk)
+                     : strcmp(cmd, "pending") == 0
+                         ? es_client_pending(client, service, object)
+                         : es_client_mark_for_upload(client, service, object);
         rc = s_print_reply(client, body);
         es_client_destroy(&client);
     }
@@ -891,6 +1009,12 @@ es_cli_run(int argc, char *argv[])
             rc = s_cmd_get(&env, sub_argc, sub_argv);
         else if (strcmp(cmd, "events") == 0)
             rc = s_cmd_events(&env, sub_argc, sub_argv);
+        else if (strcmp(cmd, "create") == 0 || strcmp(cmd, "update") == 0 ||
+                 strcmp(cmd, "partial-update") == 0 || strcmp(cmd, "delete") == 0)
+            rc = s_cmd_change(&env, cmd, sub_argc, sub_argv);
+        else if (strcmp(cmd, "pending") == 0 || strcmp(cmd, "rollback") == 0 ||
+                 strcmp(cmd, "clear") == 0 || strcmp(cmd, "mark-for-upload") == 0)
+            rc = s_cmd_scope(&env, cmd, sub_argc, sub_argv);
         else
             rc = s_cmd_simple(&env, cmd, sub_argc, sub_argv);
     }

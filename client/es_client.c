@@ -4,6 +4,7 @@
 #include "common/es_buf.h"
 #include "common/es_err.h"
 #include "common/es_mem.h"
+#include "protocol/es_json.h"
 #include "protocol/es_msg.h"
 #include <assert.h>
 #include <errno.h>
@@ -15,7 +16,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include "protocol/es_json.h"
 #include <yajl/yajl_tree.h>
 #include <zmq.h>
 
@@ -376,8 +376,9 @@ s_fail_reply(es_client_t *self, const char *request, const es_reply_t *r)
     return s_fail(r->code, "%s: daemon replied with code %d", request, r->code);
 }
 
+//  Send req, return its reply body (or NULL). name says which request in error texts.
 static char *
-s_request(es_client_t *self, es_msg_t *req)
+s_request_named(es_client_t *self, es_msg_t *req, const char *name)
 {
     es_msg_in_t in;
     es_msg_in_init(&in);
@@ -385,7 +386,7 @@ s_request(es_client_t *self, es_msg_t *req)
     if (s_exchange(self, req, &in) == 1) {
         const es_reply_t *r = &in.msg.u.reply;
         if (r->code)
-            s_fail_reply(self, es_msg_name(req->type), r);
+            s_fail_reply(self, name, r);
         else {
             body = es_strndup(r->body.ptr ? r->body.ptr : "", r->body.len);
             s_ok();
@@ -393,6 +394,12 @@ s_request(es_client_t *self, es_msg_t *req)
     }
     es_msg_in_release(&in);
     return body;
+}
+
+static char *
+s_request(es_client_t *self, es_msg_t *req)
+{
+    return s_request_named(self, req, es_msg_name(req->type));
 }
 
 //  --- requests --------------------------------------------------------------------------------
@@ -504,6 +511,221 @@ es_client_cancel(es_client_t *self, const char *session)
     es_msg_init(&m, ES_MSG_CANCEL, 0);
     s_copy_name(m.u.cancel.session, session);
     return s_request(self, &m);
+}
+
+//  --- local data ------------------------------------------------------------------------------
+
+#define S_JSON_DEPTH_MAX 32 //  records, keys and options are flat; deeper is not one of them
+#define S_LOCAL_TEXT_MAX (ES_MSG_MAX_SIZE - 4096) //  room for the names and the framing
+
+enum { S_NO, S_OPT, S_REQ }; //  an argument is refused, optional or required
+
+typedef struct {
+    const char *op; //  wire name
+    char service, object, pk, record, options;
+} local_op_t;
+
+static const local_op_t s_local_ops[] = {
+    {"create", S_REQ, S_REQ, S_NO, S_REQ, S_OPT},
+    {"update", S_REQ, S_REQ, S_REQ, S_REQ, S_OPT},
+    {"partialupdate", S_REQ, S_REQ, S_REQ, S_REQ, S_OPT},
+    {"delete", S_REQ, S_REQ, S_REQ, S_NO, S_OPT},
+    {"pending", S_OPT, S_OPT, S_NO, S_NO, S_NO},
+    {"rollback", S_OPT, S_OPT, S_OPT, S_NO, S_NO},
+    {"clear", S_REQ, S_OPT, S_OPT, S_NO, S_NO},
+    {"markforupload", S_REQ, S_OPT, S_NO, S_NO, S_NO},
+};
+
+//  Deepest nesting of arrays and objects in a JSON text (strings skipped). yajl frees its
+//  trees recursively, so a hostile text is measured before it is parsed.
+static size_t
+s_json_depth(const char *s)
+{
+    size_t depth = 0, max = 0;
+    bool in_str = false;
+    for (; *s; s++) {
+        if (in_str) {
+            if (*s == '\\' && s[1])
+                s++;
+            else if (*s == '"')
+                in_str = false;
+        } else if (*s == '"') {
+            in_str = true;
+        } else if (*s == '[' || *s == '{') {
+            if (++depth > max)
+                max = depth;
+        } else if ((*s == ']' || *s == '}') && depth) {
+            depth--;
+        }
+    }
+    return max;
+}
+
+//  A JSON text argument. need: S_NO (must be absent), S_OPT, S_REQ; absent = NULL or "".
+//  scalar: strings, numbers and booleans are accepted besides objects (keys).
+static int
+s_check_json(const char *op, const char *what, const char *text, char need, bool scalar)
+{
+    if (!text || !*text) {
+        if (need == S_REQ)
+            return s_fail(ES_CLIENT_EINVAL, "%s: must not be empty", what);
+        return 0;
+    }
+    if (need == S_NO)
+        return s_fail(ES_CLIENT_EINVAL, "%s: not used by %s", what, op);
+    if (s_json_depth(text) > S_JSON_DEPTH_MAX)
+        return s_fail(ES_CLIENT_EINVAL, "%s: nested deeper than %d levels", what, S_JSON_DEPTH_MAX);
+    char errbuf[256] = "";
+    yajl_val v = yajl_tree_parse(text, errbuf, sizeof errbuf);
+    int rc = 0;
+    if (!v) {
+        char *nl = strchr(errbuf, '\n'); //  yajl adds the text and a caret on further lines
+        if (nl)
+            *nl = '\0';
+        rc = s_fail(ES_CLIENT_EINVAL, "%s: invalid JSON: %s", what,
+                    errbuf[0] ? errbuf : "parse error");
+    } else if (!YAJL_IS_OBJECT(v) && !(scalar && (YAJL_IS_STRING(v) || YAJL_IS_NUMBER(v) ||
+                                                  YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)))) {
+        rc = s_fail(ES_CLIENT_EINVAL, "%s: must be a JSON %s", what,
+                    scalar ? "string, number or object" : "object");
+    }
+    yajl_tree_free(v);
+    return rc;
+}
+
+static int
+s_check_local_name(const char *op, const char *what, const char *name, char need)
+{
+    if (need == S_NO && name && *name)
+        return s_fail(ES_CLIENT_EINVAL, "%s: not used by %s", what, op);
+    return s_check_name(what, name, need == S_REQ);
+}
+
+char *
+es_client_local(es_client_t *self, const char *op, const char *service, const char *object,
+                const char *pk_json, const char *record_json, const char *options_json)
+{
+    assert(self);
+    const local_op_t *def = NULL;
+    for (size_t i = 0; op && i < sizeof s_local_ops / sizeof s_local_ops[0]; i++)
+        if (strcmp(s_local_ops[i].op, op) == 0)
+            def = &s_local_ops[i];
+    if (!op || !*op) {
+        (void)s_fail(ES_CLIENT_EINVAL, "op: must not be empty");
+        return NULL;
+    }
+    if (!def) {
+        (void)s_fail(ES_CLIENT_EINVAL,
+                     "op: unknown '%.32s' (expected create, update, partialupdate, delete, "
+                     "pending, rollback, clear or markforupload)",
+                     op);
+        return NULL;
+    }
+    size_t total = (pk_json ? strlen(pk_json) : 0) + (record_json ? strlen(record_json) : 0) +
+                   (options_json ? strlen(options_json) : 0);
+    if (total > S_LOCAL_TEXT_MAX) {
+        (void)s_fail(ES_CLIENT_EINVAL, "%s: pk, record and options take %zu bytes, more than %u",
+                     op, total, (unsigned)S_LOCAL_TEXT_MAX);
+        return NULL;
+    }
+    if (s_check_local_name(op, "service", service, def->service) ||
+        s_check_local_name(op, "object", object, def->object) ||
+        s_check_json(op, "pk", pk_json, def->pk, true) ||
+        s_check_json(op, "record", record_json, def->record, false) ||
+        s_check_json(op, "options", options_json, def->options, false))
+        return NULL;
+    //  Narrower scopes need the wider one: an object belongs to a service, a key to an object.
+    if (object && *object && (!service || !*service)) {
+        (void)s_fail(ES_CLIENT_EINVAL, "object: given without a service");
+        return NULL;
+    }
+    if (pk_json && *pk_json && (!object || !*object)) {
+        (void)s_fail(ES_CLIENT_EINVAL, "pk: given without an object");
+        return NULL;
+    }
+    es_msg_t m;
+    es_msg_init(&m, ES_MSG_LOCAL, 0);
+    snprintf(m.u.local.op, sizeof m.u.local.op, "%s", def->op);
+    s_copy_name(m.u.local.service, service);
+    s_copy_name(m.u.local.object, object);
+    if (pk_json)
+        m.u.local.pk = (es_slice_t){pk_json, strlen(pk_json)};
+    if (record_json)
+        m.u.local.record = (es_slice_t){record_json, strlen(record_json)};
+    if (!options_json || !*options_json)
+        options_json = "{}";
+    m.u.local.options = (es_slice_t){options_json, strlen(options_json)};
+    char name[sizeof "LOCAL " + ES_KIND_MAX];
+    snprintf(name, sizeof name, "LOCAL %s", def->op);
+    char *body = s_request_named(self, &m, name);
+    if (!body)
+        return NULL;
+    if (!*body) { //  nothing to say: the empty object
+        free(body);
+        return es_strdup("{}");
+    }
+    yajl_val v = yajl_tree_parse(body, NULL, 0);
+    bool ok = v && YAJL_IS_OBJECT(v);
+    yajl_tree_free(v);
+    if (!ok) {
+        (void)s_fail(ES_CLIENT_EPROTO, "%s: reply is not a JSON object: %.100s", name, body);
+        free(body);
+        return NULL;
+    }
+    return body;
+}
+
+char *
+es_client_create(es_client_t *self, const char *service, const char *object,
+                 const char *record_json, const char *options_json)
+{
+    return es_client_local(self, "create", service, object, NULL, record_json, options_json);
+}
+
+char *
+es_client_update(es_client_t *self, const char *service, const char *object, const char *pk_json,
+                 const char *record_json, const char *options_json)
+{
+    return es_client_local(self, "update", service, object, pk_json, record_json, options_json);
+}
+
+char *
+es_client_partial_update(es_client_t *self, const char *service, const char *object,
+                         const char *pk_json, const char *record_json, const char *options_json)
+{
+    return es_client_local(self, "partialupdate", service, object, pk_json, record_json,
+                           options_json);
+}
+
+char *
+es_client_delete(es_client_t *self, const char *service, const char *object, const char *pk_json,
+                 const char *options_json)
+{
+    return es_client_local(self, "delete", service, object, pk_json, NULL, options_json);
+}
+
+char *
+es_client_pending(es_client_t *self, const char *service, const char *object)
+{
+    return es_client_local(self, "pending", service, object, NULL, NULL, NULL);
+}
+
+char *
+es_client_rollback(es_client_t *self, const char *service, const char *object, const char *pk_json)
+{
+    return es_client_local(self, "rollback", service, object, pk_json, NULL, NULL);
+}
+
+char *
+es_client_clear(es_client_t *self, const char *service, const char *object, const char *pk_json)
+{
+    return es_client_local(self, "clear", service, object, pk_json, NULL, NULL);
+}
+
+char *
+es_client_mark_for_upload(es_client_t *self, const char *service, const char *object)
+{
+    return es_client_local(self, "markforupload", service, object, NULL, NULL, NULL);
 }
 
 //  --- sync ------------------------------------------------------------------------------------

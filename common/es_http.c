@@ -25,7 +25,14 @@ struct es_http {
     es_http_opts_t opts; //  timeouts and limits
     req_t *reqs;         //  in flight
     size_t nreqs;        //  count of reqs
+    bool fresh;          //  new connection per request
 };
+
+void
+es_http_set_fresh_connections(es_http_t *self, bool on)
+{
+    self->fresh = on;
+}
 
 es_http_t *
 es_http_new(const es_http_opts_t *opts, es_err_t *err)
@@ -187,6 +194,10 @@ es_http_start(es_http_t *self, const char *url, const char *body, size_t body_le
     SETOPT(CURLOPT_HTTPHEADER, r->headers);
     SETOPT(CURLOPT_ACCEPT_ENCODING, "");
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    if (self->fresh) {
+        SETOPT(CURLOPT_FORBID_REUSE, 1L);
+        SETOPT(CURLOPT_FRESH_CONNECT, 1L);
+    }
     //  URLs come from the backend's appconfig: only HTTP(S), also after redirects.
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");

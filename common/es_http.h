@@ -43,6 +43,11 @@ void es_http_destroy(es_http_t **self_p);
 int es_http_start(es_http_t *self, const char *url, const char *body, size_t body_len,
                   const char *const *headers, size_t nheaders, const es_http_cb_t *cb, void *ctx,
                   es_err_t *err);
+//  Requests started after this use a new connection each (CURLOPT_FORBID_REUSE) when on is
+//  true. libcurl silently re-sends a request whose reused connection died before any answer;
+//  for a non-idempotent POST (an upload without the server's upload cache) that could apply it
+//  twice, so such requests must not ride on a reused connection.
+void es_http_set_fresh_connections(es_http_t *self, bool on);
 //  Requests in flight.
 size_t es_http_active(const es_http_t *self);
 //  Wait up to timeout_ms for network activity or for one of the extra fds to become readable

@@ -13,6 +13,7 @@
 #include "protocol/es_odata.h"
 #include "protocol/es_record.h"
 #include "protocol/es_syncopts.h"
+#include "store/es_local.h"
 #include "store/es_store.h"
 #include "store/es_svc.h"
 #include <assert.h>
@@ -376,9 +377,10 @@ s_finish_session(orch_t *self, session_t *s)
     if (code == 0) {
         char extra[256];
         snprintf(extra, sizeof extra,
-                 ",\"syncElapsedTime\":%lld,\"totalUploadedRecords\":0,"
+                 ",\"syncElapsedTime\":%lld,\"totalUploadedRecords\":%llu,"
                  "\"totalDownloadedRecords\":%llu",
-                 (long long)(es_now_ms() - s->start_mono_ms), (unsigned long long)s->downloaded);
+                 (long long)(es_now_ms() - s->start_mono_ms), (unsigned long long)s->uploaded,
+                 (unsigned long long)s->downloaded);
         s_event(self, s, "Sync", "Ended", s_entity_name(s), extra);
     }
     s_persist_final(self, s);
@@ -403,12 +405,18 @@ s_dispatch(orch_t *self)
                 o->state = SOBJ_SKIPPED;
                 continue;
             }
-            actor_t *a = orch_super_idle(self->super, "download");
+            if (orch_session_blocked(s, o))
+                continue;
+            bool up = o->kind == SOBJ_UPLOAD;
+            actor_t *a = orch_super_idle(self->super, up ? "upload" : "download");
             if (!a)
-                break; //  no free worker; later sessions may still have finished
+                continue; //  no free worker of that kind; later sessions may have finished
+            //  DOWNLOAD and UPLOAD bodies have the same leading fields.
             es_msg_t m;
-            es_msg_init(&m, ES_MSG_DOWNLOAD, 0);
-            es_download_t *d = &m.u.download;
+            es_msg_init(&m, up ? ES_MSG_UPLOAD : ES_MSG_DOWNLOAD, 0);
+            es_download_t dl;
+            es_download_t *d = &dl;
+            memset(d, 0, sizeof *d);
             snprintf(d->session, sizeof d->session, "%s", s->id);
             d->job = ++self->next_job;
             snprintf(d->service, sizeof d->service, "%s", o->service);
@@ -424,6 +432,16 @@ s_dispatch(orch_t *self)
                 es_buf_puts(&self->scratch, "{}");
             yajl_tree_free(all);
             d->options = (es_slice_t){self->scratch.data, self->scratch.len};
+            if (up) {
+                es_upload_t *u = &m.u.upload;
+                memcpy(u->session, d->session, sizeof u->session);
+                u->job = d->job;
+                memcpy(u->service, d->service, sizeof u->service);
+                memcpy(u->object, d->object, sizeof u->object);
+                u->options = d->options;
+            } else {
+                m.u.download = *d;
+            }
             es_err_t err;
             if (es_msg_send(self->work, a->route, strlen(a->route), &m, &err)) {
                 es_log_warn("dispatch to %s: %s", a->route, err.what);
@@ -513,10 +531,23 @@ s_on_progress(orch_t *self, const es_progress_t *p)
     es_buf_init(&extra);
     es_buf_puts(&extra, ",\"objectService\":");
     es_buf_json_str(&extra, o->service, strlen(o->service));
-    es_buf_puts(&extra, ",\"object\":");
-    es_buf_json_str(&extra, o->name, strlen(o->name));
+    if (o->name[0]) {
+        es_buf_puts(&extra, ",\"object\":");
+        es_buf_json_str(&extra, o->name, strlen(o->name));
+    }
     es_buf_printf(&extra, ",\"batchNumber\":%u", p->batch);
-    if (strcmp(p->state, "Ended") == 0 && strcmp(p->phase, "Download") == 0) {
+    if (strcmp(p->state, "Ended") == 0 && strcmp(p->phase, "Upload") == 0) {
+        o->batches = p->batch;
+        o->records += p->records;
+        es_buf_t entry;
+        es_buf_init(&entry);
+        orch_session_batch(s, o, p, &entry);
+        s_persist_batch(self, s, &entry);
+        es_buf_release(&entry);
+        es_buf_printf(&extra, ",\"totalUploadedRecords\":%llu", (unsigned long long)s->uploaded);
+    } else if (strcmp(p->state, "InProgress") == 0 && strcmp(p->phase, "Upload") == 0) {
+        es_buf_printf(&extra, ",\"totalRecordsToUpload\":%u", p->records);
+    } else if (strcmp(p->state, "Ended") == 0 && strcmp(p->phase, "Download") == 0) {
         o->batches = p->batch;
         o->records += p->records;
         es_buf_t entry;
@@ -577,8 +608,18 @@ s_on_job_done(orch_t *self, actor_t *a, const es_job_done_t *d)
         char *text = es_strndup(d->result.ptr, d->result.len);
         yajl_val root = yajl_tree_parse(text, NULL, 0);
         const char *ep[] = {"syncErrors", NULL}, *wp[] = {"warnings", NULL};
+        const char *up[] = {"upload", NULL}, *rp[] = {"replays", NULL};
         yajl_val errs = root ? yajl_tree_get(root, ep, yajl_t_array) : NULL;
         yajl_val warns = root ? yajl_tree_get(root, wp, yajl_t_array) : NULL;
+        yajl_val uerrs = root ? yajl_tree_get(root, up, yajl_t_array) : NULL;
+        yajl_val replays = root ? yajl_tree_get(root, rp, yajl_t_number) : NULL;
+        if (uerrs && uerrs->u.array.len) {
+            if (s->uerrors.len)
+                es_buf_putc(&s->uerrors, ',');
+            es_json_write_elements(&s->uerrors, uerrs);
+        }
+        if (replays && YAJL_IS_INTEGER(replays))
+            s->replays += (uint32_t)YAJL_GET_INTEGER(replays);
         if (errs && errs->u.array.len) {
             if (s->errors.len)
                 es_buf_putc(&s->errors, ',');
@@ -793,12 +834,14 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
             es_meta_destroy(&meta);
             goto done_names;
         }
+        //  Upload (upload-cache replay, then pending changes) precedes the downloads of the
+        //  same objects (SPEC 3.1); downloadOnly skips it, uploadOnly skips the downloads.
+        if (type != ES_SYNC_DOWNLOAD_ONLY)
+            orch_session_add_upload(s, svc_name, obj ? req->object : "");
         for (size_t i = 0; i < meta->nobjects; i++) {
             if (obj && strcmp(meta->objects[i].name, req->object) != 0)
                 continue;
             orch_session_add_object(s, svc_name, meta->objects[i].name);
-            //  Upload has nothing to send until local changes exist (upload issue); uploadOnly
-            //  skips this service's downloads.
             if (type == ES_SYNC_UPLOAD_ONLY)
                 s->objs[s->nobjs - 1].state = SOBJ_SKIPPED;
         }
@@ -827,10 +870,15 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
     s_reply(self, c->route, c->route_len, c->request_id, 0, "", body);
     es_buf_t extra;
     es_buf_init(&extra);
+    size_t nobjects = 0;
+    for (size_t i = 0; i < s->nobjs; i++)
+        nobjects += s->objs[i].kind == SOBJ_DOWNLOAD;
     es_buf_printf(&extra, ",\"startTime\":%lld,\"totalObjectsToSync\":%zu,\"objects\":[",
-                  (long long)s->start_epoch_ms, s->nobjs);
-    for (size_t i = 0; i < s->nobjs; i++) {
-        if (i)
+                  (long long)s->start_epoch_ms, nobjects);
+    for (size_t i = 0, n = 0; i < s->nobjs; i++) {
+        if (s->objs[i].kind != SOBJ_DOWNLOAD)
+            continue;
+        if (n++)
             es_buf_putc(&extra, ',');
         es_buf_json_str(&extra, s->objs[i].name, strlen(s->objs[i].name));
     }
@@ -868,6 +916,171 @@ s_cmd_cancel(orch_t *self, const client_t *c, const es_cancel_t *req)
         }
     s_reply(self, c->route, c->route_len, c->request_id, 2479,
             "Sync cancellation failed: no running session with that id", "");
+}
+
+//  --- local operations (CRUD, pending, rollback, clear, markForUpload) ------------------------
+
+typedef struct {
+    const es_local_t *req;          //  the request
+    const es_meta_t *meta;          //  its service's metadata
+    const es_meta_object_t *obj;    //  its object, or NULL for every object
+    es_local_opts_t opts;           //  CRUD options
+    es_buf_t *reply;                //  reply body
+} local_t;
+
+static int
+s_local_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    local_t *l = ctx;
+    const es_local_t *r = l->req;
+    const char *op = r->op;
+    es_buf_reset(l->reply);
+    int64_t n = 0;
+    if (strcmp(op, "create") == 0) {
+        es_buf_t pk;
+        es_buf_init(&pk);
+        int rc = es_local_create(txn, l->meta, l->obj, r->record.ptr, r->record.len, &l->opts,
+                                 &pk, err);
+        if (rc == 0)
+            es_buf_printf(l->reply, "{\"pk\":%s}", pk.data ? pk.data : "{}");
+        es_buf_release(&pk);
+        return rc;
+    } else if (strcmp(op, "update") == 0 || strcmp(op, "partialupdate") == 0) {
+        if (es_local_update(txn, l->meta, l->obj, r->pk.ptr, r->pk.len, r->record.ptr,
+                            r->record.len, op[0] == 'p', &l->opts, err))
+            return -1;
+    } else if (strcmp(op, "delete") == 0) {
+        if (es_local_delete(txn, l->meta, l->obj, r->pk.ptr, r->pk.len, &l->opts, err))
+            return -1;
+    } else if (strcmp(op, "pending") == 0) {
+        return es_local_pending(txn, l->meta, l->obj, l->reply, err);
+    } else if (strcmp(op, "rollback") == 0) {
+        if ((n = es_local_rollback(txn, l->meta, l->obj, r->pk.ptr, r->pk.len, err)) < 0)
+            return -1;
+        es_buf_printf(l->reply, "{\"rolledBack\":%lld}", (long long)n);
+        return 0;
+    } else if (strcmp(op, "clear") == 0) {
+        if ((n = es_local_clear(txn, l->meta, l->obj, r->pk.ptr, r->pk.len, err)) < 0)
+            return -1;
+        es_buf_printf(l->reply, "{\"cleared\":%lld}", (long long)n);
+        return 0;
+    } else if (strcmp(op, "markforupload") == 0) {
+        if ((n = es_local_mark_for_upload(txn, l->meta, l->obj, err)) < 0)
+            return -1;
+        es_buf_printf(l->reply, "{\"marked\":%lld}", (long long)n);
+        return 0;
+    }
+    es_buf_puts(l->reply, "{}");
+    return 0;
+}
+
+//  Volt MX code of a local operation's error.
+static int32_t
+s_local_code(const char *op, const es_err_t *err)
+{
+    if (strstr(err->what, "deferred"))
+        return 2314;
+    if (strstr(err->what, "key columns cannot"))
+        return 2303;
+    if (strcmp(op, "rollback") == 0)
+        return 2471;
+    if (strcmp(op, "clear") == 0)
+        return 2480;
+    if (strcmp(op, "pending") == 0)
+        return 2481;
+    return err->code == ES_ESTORE ? 2000 : err->code;
+}
+
+static void
+s_cmd_local(orch_t *self, const client_t *c, const es_local_t *req)
+{
+    static const char *ops[] = {"create",  "update", "partialupdate", "delete",
+                                "pending", "rollback", "clear",       "markforupload"};
+    bool known = false, crud = false;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (strcmp(req->op, ops[i]) == 0) {
+            known = true;
+            crud = i < 4;
+        }
+    if (!known)
+        return s_reply(self, c->route, c->route_len, c->request_id, ES_EINVAL,
+                       "LOCAL.op: expected create, update, partialupdate, delete, pending, "
+                       "rollback, clear or markforupload",
+                       "");
+    bool all_services = strcmp(req->op, "rollback") == 0 && !req->service[0];
+    if (!all_services && !s_valid_name(req->service))
+        return s_reply(self, c->route, c->route_len, c->request_id, 2401,
+                       "Object service name is null, empty or invalid", "");
+    if ((crud && !s_valid_name(req->object)) || (req->object[0] && !s_valid_name(req->object)))
+        return s_reply(self, c->route, c->route_len, c->request_id, 2400,
+                       "Object name is null, empty or invalid", "");
+    //  Rollback and clear rewrite what a running sync is working on: refuse (D12).
+    if (strcmp(req->op, "rollback") == 0 || strcmp(req->op, "clear") == 0)
+        for (session_t *s = self->sessions; s; s = s->next)
+            if (!s->done && orch_session_overlaps(s, all_services ? "app" : "service",
+                                                  req->service, "")) {
+                char *msg = es_sprintf("%s: a sync is running on this entity (session %s)",
+                                       req->op, s->id);
+                s_reply(self, c->route, c->route_len, c->request_id, 2461, msg, "");
+                free(msg);
+                return;
+            }
+    es_buf_t names, reply, total;
+    es_buf_init(&names);
+    es_buf_init(&reply);
+    es_buf_init(&total);
+    es_err_t err;
+    size_t nservices = 0;
+    if (all_services) {
+        if (s_services(self, &names, &nservices, &err)) {
+            s_reply(self, c->route, c->route_len, c->request_id, 2000, err.what, "");
+            goto done;
+        }
+    } else {
+        es_buf_puts(&names, req->service);
+    }
+    int64_t rolled = 0;
+    char *save = NULL;
+    for (char *svc = strtok_r(names.data, "\n", &save); svc; svc = strtok_r(NULL, "\n", &save)) {
+        es_meta_t *meta = es_svc_meta(self->store, svc, &err);
+        if (!meta) {
+            s_reply(self, c->route, c->route_len, c->request_id,
+                    err.code == ES_ENOTFOUND ? 2483 : 2000, err.what, "");
+            goto done;
+        }
+        local_t l = {req, meta, NULL, {0}, &reply};
+        es_local_opts_init(&l.opts);
+        int rc = 0;
+        if (req->object[0] && !(l.obj = es_meta_object(meta, req->object)))
+            rc = es_err_set(&err, ES_ENOTFOUND, "object '%s' is not an object of service '%s'",
+                            req->object, svc);
+        if (rc == 0 && req->options.len)
+            rc = es_local_opts_parse(&l.opts, req->options.ptr, req->options.len, &err);
+        if (rc == 0)
+            rc = es_store_write(self->store, s_local_fn, &l, &err);
+        es_meta_destroy(&meta);
+        if (rc) {
+            s_reply(self, c->route, c->route_len, c->request_id,
+                    err.code == ES_ENOTFOUND && !l.obj && req->object[0] ? 2400
+                                                                          : s_local_code(req->op, &err),
+                    err.what, "");
+            goto done;
+        }
+        if (all_services) {
+            //  {"rolledBack":N} per service: add them up.
+            const char *p = strchr(reply.data, ':');
+            rolled += p ? strtoll(p + 1, NULL, 10) : 0;
+        }
+    }
+    if (all_services) {
+        es_buf_reset(&reply);
+        es_buf_printf(&reply, "{\"rolledBack\":%lld}", (long long)rolled);
+    }
+    s_reply(self, c->route, c->route_len, c->request_id, 0, "", reply.data ? reply.data : "{}");
+done:
+    es_buf_release(&names);
+    es_buf_release(&reply);
+    es_buf_release(&total);
 }
 
 static void
@@ -1385,6 +1598,7 @@ s_on_cmd(orch_t *self)
         case ES_MSG_SETUP: s_cmd_setup(self, &c, &m->u.setup); break;
         case ES_MSG_GET: s_cmd_get(self, &c, &m->u.get); break;
         case ES_MSG_STATS: s_cmd_stats(self, &c, &m->u.stats); break;
+        case ES_MSG_LOCAL: s_cmd_local(self, &c, &m->u.local); break;
         default: {
             char what[96];
             snprintf(what, sizeof what, "%s is not a command", es_msg_name(m->type));

@@ -33,6 +33,7 @@ orch_session_new(const char *id, const char *level, const char *service, const c
     self->start_mono_ms = es_now_ms();
     es_buf_init(&self->batches);
     es_buf_init(&self->errors);
+    es_buf_init(&self->uerrors);
     es_buf_init(&self->warnings);
     return self;
 }
@@ -47,6 +48,7 @@ orch_session_destroy(session_t **self_p)
     free(self->what);
     es_buf_release(&self->warnings);
     es_buf_release(&self->errors);
+    es_buf_release(&self->uerrors);
     es_buf_release(&self->batches);
     free(self->objs);
     free(self->options);
@@ -62,6 +64,28 @@ orch_session_add_object(session_t *self, const char *service, const char *name)
     memset(o, 0, sizeof *o);
     snprintf(o->service, sizeof o->service, "%s", service);
     snprintf(o->name, sizeof o->name, "%s", name);
+}
+
+void
+orch_session_add_upload(session_t *self, const char *service, const char *object)
+{
+    orch_session_add_object(self, service, object);
+    self->objs[self->nobjs - 1].kind = SOBJ_UPLOAD;
+}
+
+bool
+orch_session_blocked(const session_t *self, const sobj_t *o)
+{
+    if (o->kind != SOBJ_DOWNLOAD)
+        return false;
+    //  Upload precedes download for the same objects (SPEC 3.1).
+    for (size_t i = 0; i < self->nobjs; i++) {
+        const sobj_t *u = &self->objs[i];
+        if (u->kind == SOBJ_UPLOAD && strcmp(u->service, o->service) == 0 &&
+            (u->state == SOBJ_PENDING || u->state == SOBJ_RUNNING))
+            return true;
+    }
+    return false;
 }
 
 sobj_t *
@@ -119,6 +143,8 @@ orch_session_to_json(const session_t *self, es_buf_t *out)
     s_str(out, "syncType", self->sync_type);
     es_buf_putc(out, ',');
     s_str(out, "options", self->options);
+    es_buf_printf(out, ",\"uploaded\":%llu,\"replays\":%u", (unsigned long long)self->uploaded,
+                  self->replays);
     es_buf_printf(out, ",\"getStats\":%s,\"startTime\":%lld,\"downloaded\":%llu,\"code\":%d",
                   self->get_stats ? "true" : "false", (long long)self->start_epoch_ms,
                   (unsigned long long)self->downloaded, self->code);
@@ -135,6 +161,8 @@ orch_session_to_json(const session_t *self, es_buf_t *out)
         s_str(out, "service", o->service);
         es_buf_putc(out, ',');
         s_str(out, "name", o->name);
+        if (o->kind == SOBJ_UPLOAD)
+            es_buf_puts(out, ",\"kind\":\"upload\"");
         es_buf_printf(out, ",\"state\":\"%s\",\"batches\":%u,\"records\":%llu,\"attempts\":%u",
                       states[o->state], o->batches, (unsigned long long)o->records, o->attempts);
         if (o->code) {
@@ -143,7 +171,8 @@ orch_session_to_json(const session_t *self, es_buf_t *out)
         }
         es_buf_putc(out, '}');
     }
-    es_buf_printf(out, "],\"nbatches\":%u,\"errors\":[%s],\"warnings\":[%s]", self->nbatches,
+    es_buf_printf(out, "],\"nbatches\":%u,\"uerrors\":[%s],\"errors\":[%s],\"warnings\":[%s]",
+                  self->nbatches, self->uerrors.data ? self->uerrors.data : "",
                   self->errors.data ? self->errors.data : "",
                   self->warnings.data ? self->warnings.data : "");
     if (self->result)
@@ -205,6 +234,8 @@ s_object_from_json(session_t *self, yajl_val o)
         return -1;
     orch_session_add_object(self, osvc, oname);
     sobj_t *so = &self->objs[self->nobjs - 1];
+    const char *okind = s_get_str(o, "kind");
+    so->kind = okind && strcmp(okind, "upload") == 0 ? SOBJ_UPLOAD : SOBJ_DOWNLOAD;
     //  A running object's actor died with the daemon: dispatch it again.
     so->state = state == SOBJ_RUNNING ? SOBJ_PENDING : (sobj_state_t)state;
     so->batches = (uint32_t)s_get_int(o, "batches");
@@ -251,6 +282,8 @@ orch_session_from_json(const char *json, size_t len)
     self->cancelled = YAJL_IS_TRUE(yajl_tree_get(root, c_path, yajl_t_any));
     self->start_epoch_ms = s_get_int(root, "startTime");
     self->downloaded = (uint64_t)s_get_int(root, "downloaded");
+    self->uploaded = (uint64_t)s_get_int(root, "uploaded");
+    self->replays = (uint32_t)s_get_int(root, "replays");
     self->code = (int32_t)s_get_int(root, "code");
     const char *what = s_get_str(root, "what");
     if (what)
@@ -268,6 +301,7 @@ orch_session_from_json(const char *json, size_t len)
         }
     self->nbatches = (uint32_t)s_get_int(root, "nbatches");
     s_fragment(&self->errors, root, "errors");
+    s_fragment(&self->uerrors, root, "uerrors");
     s_fragment(&self->warnings, root, "warnings");
     const char *r_path[] = {"result", NULL};
     yajl_val result = yajl_tree_get(root, r_path, yajl_t_object);
@@ -303,6 +337,9 @@ orch_session_batch(session_t *self, const sobj_t *o, const es_progress_t *p, es_
 {
     es_buf_reset(entry);
     es_buf_putc(entry, '{');
+    bool up = strcmp(p->phase, "Upload") == 0;
+    if (up)
+        es_buf_puts(entry, "\"phase\":\"Upload\",");
     s_str(entry, "objectService", o->service);
     es_buf_putc(entry, ',');
     s_str(entry, "object", p->object);
@@ -313,7 +350,10 @@ orch_session_batch(session_t *self, const sobj_t *o, const es_progress_t *p, es_
                   p->batch, p->records, p->request_ms, p->network_ms, p->parse_ms, p->persist_ms,
                   (unsigned long long)p->bytes, p->retries);
     self->nbatches++;
-    self->downloaded += p->records;
+    if (up)
+        self->uploaded += p->records;
+    else
+        self->downloaded += p->records;
     orch_session_add_batch(self, entry->data, entry->len);
 }
 
@@ -344,11 +384,11 @@ orch_session_fail_object(session_t *self, sobj_t *o, int32_t code, const char *w
 //  Elements of a comma-joined JSON array body whose "objectService" is service (all when
 //  service is NULL), appended comma-joined to out.
 static void
-s_filter_entries(const es_buf_t *entries, const char *service, es_buf_t *out)
+s_filter_entries(const es_buf_t *entries, const char *service, const char *phase, es_buf_t *out)
 {
     if (!entries->len)
         return;
-    if (!service) {
+    if (!service && !phase) {
         es_buf_append(out, entries->data, entries->len);
         return;
     }
@@ -360,7 +400,11 @@ s_filter_entries(const es_buf_t *entries, const char *service, es_buf_t *out)
     for (size_t i = 0; arr && YAJL_IS_ARRAY(arr) && i < arr->u.array.len; i++) {
         yajl_val e = arr->u.array.values[i];
         const char *svc = s_get_str(e, "objectService");
-        if (svc && strcmp(svc, service) != 0)
+        if (service && svc && strcmp(svc, service) != 0)
+            continue;
+        //  Entries without a phase are download batches.
+        const char *ph = s_get_str(e, "phase");
+        if (phase && strcmp(ph ? ph : "Download", phase) != 0)
             continue;
         if (n++)
             es_buf_putc(out, ',');
@@ -376,12 +420,18 @@ s_result(const session_t *self, const char *level, const char *name, const char 
          int32_t code, const char *what, es_buf_t *out)
 {
     bool obj = strcmp(level, "object") == 0;
-    uint64_t downloaded = 0;
+    uint64_t downloaded = 0, uploaded = 0;
     for (size_t i = 0; i < self->nobjs; i++)
-        if (!service || strcmp(self->objs[i].service, service) == 0)
-            downloaded += self->objs[i].records;
-    if (!service)
+        if (!service || strcmp(self->objs[i].service, service) == 0) {
+            if (self->objs[i].kind == SOBJ_UPLOAD)
+                uploaded += self->objs[i].records;
+            else
+                downloaded += self->objs[i].records;
+        }
+    if (!service) {
         downloaded = self->downloaded;
+        uploaded = self->uploaded;
+    }
     if (code == 0) {
         es_buf_puts(out, "{\"status\":0,");
         s_str(out, obj ? "name" : "objectServiceName", name);
@@ -400,20 +450,28 @@ s_result(const session_t *self, const char *level, const char *name, const char 
         s_str(out, "name", name);
         es_buf_printf(out,
                       ",\"startTime\":%lld,\"syncElapsedTime\":%lld,"
-                      "\"numberOfRecordsSynced\":%llu,\"totalUploadedRecords\":0,"
-                      "\"totalDownloadedRecords\":%llu,\"uploadStats\":[],\"downloadStats\":[",
+                      "\"numberOfRecordsSynced\":%llu,\"totalUploadedRecords\":%llu,"
+                      "\"totalDownloadedRecords\":%llu,\"uploadStats\":[",
                       (long long)self->start_epoch_ms, (long long)elapsed,
-                      (unsigned long long)downloaded, (unsigned long long)downloaded);
-        s_filter_entries(&self->batches, service, out);
-        es_buf_printf(out, "],\"reconciledDeletes\":0,\"uploadCacheReplays\":0%s}",
+                      (unsigned long long)(uploaded + downloaded), (unsigned long long)uploaded,
+                      (unsigned long long)downloaded);
+        s_filter_entries(&self->batches, service, "Upload", out);
+        es_buf_puts(out, "],\"downloadStats\":[");
+        s_filter_entries(&self->batches, service, "Download", out);
+        es_buf_printf(out, "],\"reconciledDeletes\":0,\"uploadCacheReplays\":%u%s}",
+                      self->replays,
                       self->nkept < self->nbatches ? ",\"downloadStatsTruncated\":true" : "");
     }
-    es_buf_t errs;
+    es_buf_t errs, uerrs;
     es_buf_init(&errs);
-    s_filter_entries(&self->errors, service, &errs);
-    if (errs.len)
-        es_buf_printf(out, ",\"syncErrors\":{\"upload\":[],\"download\":[%s]}", errs.data);
+    es_buf_init(&uerrs);
+    s_filter_entries(&self->errors, service, NULL, &errs);
+    s_filter_entries(&self->uerrors, service, NULL, &uerrs);
+    if (errs.len || uerrs.len)
+        es_buf_printf(out, ",\"syncErrors\":{\"upload\":[%s],\"download\":[%s]}",
+                      uerrs.data ? uerrs.data : "", errs.data ? errs.data : "");
     es_buf_release(&errs);
+    es_buf_release(&uerrs);
     if (self->warnings.len)
         es_buf_printf(out, ",\"warnings\":[%s]", self->warnings.data);
     es_buf_putc(out, '}');

@@ -10,13 +10,18 @@
 
 typedef enum { SOBJ_PENDING = 0, SOBJ_RUNNING, SOBJ_DONE, SOBJ_FAILED, SOBJ_SKIPPED } sobj_state_t;
 
+typedef enum { SOBJ_DOWNLOAD = 0, SOBJ_UPLOAD = 1 } sobj_kind_t;
+
+//  One job of the plan: the download of an object, or the upload of a service's changes (name
+//  is then the object of an object-level sync, or "" for every object of the service).
 typedef struct {
+    sobj_kind_t kind;              //  download or upload
     char service[ES_NAME_MAX + 1]; //  object service
     char name[ES_NAME_MAX + 1];    //  object
     sobj_state_t state;            //  download phase of this object
     uint64_t job;                  //  job id while running (not persisted)
     uint32_t batches;              //  committed batches
-    uint64_t records;              //  downloaded records
+    uint64_t records;              //  records downloaded (upload: uploaded)
     uint32_t attempts;             //  dispatches (a restart counts)
     int32_t code;                  //  failure code of this object, 0 if none
     char what[256];                //  its message
@@ -43,6 +48,9 @@ typedef struct session {
     es_buf_t errors;               //  syncErrors.download entries
     es_buf_t warnings;             //  warnings, JSON strings
     uint64_t downloaded;           //  total records downloaded
+    uint64_t uploaded;             //  total records uploaded (accepted by the server)
+    uint32_t replays;              //  upload cache replays
+    es_buf_t uerrors;              //  syncErrors.upload entries
     int32_t code;                  //  first failure code, 0 if none
     char *what;                    //  its message
     bool cancelled;                //  cancel requested
@@ -59,6 +67,10 @@ session_t *orch_session_new(const char *id, const char *level, const char *servi
                             const char *object, const char *options);
 void orch_session_destroy(session_t **self_p);
 void orch_session_add_object(session_t *self, const char *service, const char *name);
+//  Add the upload job of service (object: "" or the one object), before its downloads.
+void orch_session_add_upload(session_t *self, const char *service, const char *object);
+//  True if o must wait: a download whose service's upload has not ended.
+bool orch_session_blocked(const session_t *self, const sobj_t *o);
 sobj_t *orch_session_object(session_t *self, const char *service, const char *name);
 //  True if the two sessions' entities overlap (same object, its service, or app level).
 bool orch_session_overlaps(const session_t *self, const char *level, const char *service,
@@ -72,7 +84,8 @@ session_t *orch_session_from_json(const char *json, size_t len);
 //  Event JSON for a step; extra is a JSON fragment of more keys (",\"k\":v" form) or "".
 void orch_session_event(const session_t *self, const char *phase, const char *state,
                         const char *name, const char *extra, es_buf_t *out);
-//  Record one committed download batch of object o; entry gets its downloadStats JSON (kept
+//  Record one committed batch (download, or upload when p->phase is "Upload") of job o; entry
+//  gets its downloadStats / uploadStats JSON (kept
 //  apart from the session row so a long session does not rewrite a growing document).
 void orch_session_batch(session_t *self, const sobj_t *o, const es_progress_t *p,
                         es_buf_t *entry);

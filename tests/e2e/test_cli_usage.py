@@ -82,7 +82,9 @@ def main():
               r"^edgesync: config: " + re.escape(bad_conf) + r":2: expected 'key = value'")
 
         # Per-command help needs neither config nor daemon.
-        for cmd in ["sync", "setup", "get", "status", "stats", "events", "cancel"]:
+        for cmd in ["sync", "setup", "get", "status", "stats", "events", "cancel", "create",
+                    "update", "partial-update", "delete", "pending", "rollback", "clear",
+                    "mark-for-upload"]:
             check(exe, gone + [cmd, "--help"], tmp, 0, None, r"^usage: edgesync " + cmd + " ")
         check(exe, ["-c", bad_conf, "sync", "-h"], tmp, 0, None, r"^usage: edgesync sync ")
 
@@ -125,11 +127,107 @@ def main():
         check(exe, ["-e", "inproc://x", "events"], tmp, 2,
               r"events: cannot tell the event endpoint from 'inproc://x'")
 
+        # Local data commands.
+        bad_rec = os.path.join(tmp, "bad_rec.json")
+        with open(bad_rec, "w") as f:
+            f.write('{"name": "x",')
+        nul_rec = os.path.join(tmp, "nul_rec.json")
+        with open(nul_rec, "wb") as f:
+            f.write(b'{"name": "x"}\0{')
+        good_rec = os.path.join(tmp, "good_rec.json")
+        with open(good_rec, "w") as f:
+            f.write('{"name": "x", "qty": 2}')
+
+        def see(cmd):
+            return r" \(see 'edgesync " + cmd + r" --help'\)\n$"
+
+        check(exe, gone + ["create"], tmp, 2, r"^edgesync: create: missing SERVICE" + see("create"))
+        check(exe, gone + ["create", "S"], tmp, 2, r"^edgesync: create: missing OBJECT")
+        check(exe, gone + ["create", "S", "O"], tmp, 2, r"^edgesync: create: missing RECORD")
+        check(exe, gone + ["create", "S", "O", "{}", "x"], tmp, 2,
+              r"^edgesync: create: unexpected argument 'x'")
+        check(exe, gone + ["create", "S", "O", '{"a":'], tmp, 2,
+              r"^edgesync: create: RECORD: invalid JSON: parse error: premature EOF"
+              + see("create"))
+        check(exe, gone + ["create", "S", "O", "[1]"], tmp, 2,
+              r"^edgesync: create: RECORD: must be a JSON object")
+        check(exe, gone + ["create", "S", "O", "7"], tmp, 2,
+              r"create: RECORD: must be a JSON object")
+        check(exe, gone + ["create", "S", "O", "@" + bad_rec], tmp, 2,
+              r"create: RECORD: invalid JSON in " + re.escape(bad_rec) + ": parse error")
+        check(exe, gone + ["create", "S", "O", "@" + nul_rec], tmp, 2,
+              r"create: RECORD: '" + re.escape(nul_rec) + "' contains a NUL byte")
+        check(exe, gone + ["create", "S", "O", "@" + os.path.join(tmp, "none.json")], tmp, 2,
+              r"create: RECORD: cannot read '" + re.escape(os.path.join(tmp, "none.json"))
+              + r"': No such file or directory")
+        check(exe, gone + ["create", "S", "O", "{}", "--options", "[1]"], tmp, 2,
+              r"create: --options: must be a JSON object, like \{\"markForUpload\":false\}")
+        check(exe, gone + ["create", "S", "O", "{}", "--options", "{"], tmp, 2,
+              r"create: --options: invalid JSON: parse error")
+        check(exe, gone + ["create", "S", "O", "{}", "--options"], tmp, 2,
+              r"create: option '--options' needs a value")
+        check(exe, gone + ["create", "S", "O", "{}", "--filter", "x"], tmp, 2,
+              r"create: unknown option '--filter'")
+        check(exe, gone + ["create", long_name, "O", "{}"], tmp, 2,
+              r"create: SERVICE longer than 128 bytes")
+        check(exe, gone + ["create", "S", "", "{}"], tmp, 2, r"create: OBJECT must not be empty")
+        check(exe, gone + ["create", "S", "O", ""], tmp, 2, r"create: RECORD must not be empty")
+        check(exe, gone + ["update", "S", "O", "1"], tmp, 2, r"^edgesync: update: missing RECORD")
+        check(exe, gone + ["update", "S", "O"], tmp, 2, r"^edgesync: update: missing PK")
+        check(exe, gone + ["update", "S", "O", "1", "{}", "x"], tmp, 2,
+              r"update: unexpected argument 'x'")
+        check(exe, gone + ["update", "S", "O", '{"id":', "{}"], tmp, 2,
+              r"^edgesync: update: PK: invalid JSON: parse error: premature EOF" + see("update"))
+        check(exe, gone + ["update", "S", "O", '"SKU-1', "{}"], tmp, 2,
+              r"update: PK: invalid JSON: parse error: premature EOF")
+        check(exe, gone + ["update", "S", "O", "", "{}"], tmp, 2, r"update: PK must not be empty")
+        check(exe, gone + ["update", "S", "O", "1", "[]"], tmp, 2,
+              r"update: RECORD: must be a JSON object")
+        check(exe, gone + ["partial-update", "S", "O", "1"], tmp, 2,
+              r"^edgesync: partial-update: missing RECORD" + see("partial-update"))
+        check(exe, gone + ["partial-update", "S", "O", "1", '{"a"}'], tmp, 2,
+              r"partial-update: RECORD: invalid JSON: parse error")
+        check(exe, gone + ["partial-update", "S", "O", "1", "{}", "--options=1"], tmp, 2,
+              r"partial-update: --options: must be a JSON object")
+        check(exe, gone + ["delete", "S", "O"], tmp, 2,
+              r"^edgesync: delete: missing PK" + see("delete"))
+        check(exe, gone + ["delete", "S", "O", "1", "{}"], tmp, 2,
+              r"delete: unexpected argument '\{\}'")
+        check(exe, gone + ["delete", "S", "O", "1", "--options", "@" + bad_rec], tmp, 2,
+              r"delete: --options: invalid JSON in " + re.escape(bad_rec))
+        check(exe, gone + ["delete", "S", "O", "--bogus"], tmp, 2,
+              r"delete: unknown option '--bogus'")
+        check(exe, gone + ["pending"], tmp, 2,
+              r"^edgesync: pending: missing SERVICE" + see("pending"))
+        check(exe, gone + ["pending", "S", "O", "P"], tmp, 2, r"pending: unexpected argument 'P'")
+        check(exe, gone + ["pending", "S", "--options", "{}"], tmp, 2,
+              r"pending: unknown option '--options'")
+        check(exe, gone + ["pending", long_name], tmp, 2, r"pending: SERVICE longer than 128 bytes")
+        check(exe, gone + ["rollback", "S", "O", "1", "2"], tmp, 2,
+              r"^edgesync: rollback: unexpected argument '2'" + see("rollback"))
+        check(exe, gone + ["rollback", "S", "O", "{"], tmp, 2, r"rollback: PK: invalid JSON")
+        check(exe, gone + ["rollback", "S", long_name], tmp, 2,
+              r"rollback: OBJECT longer than 128 bytes")
+        check(exe, gone + ["clear"], tmp, 2, r"^edgesync: clear: missing SERVICE" + see("clear"))
+        check(exe, gone + ["clear", "S", "O", "1", "2"], tmp, 2, r"clear: unexpected argument '2'")
+        check(exe, gone + ["clear", "S", "", "1"], tmp, 2, r"clear: OBJECT must not be empty")
+        check(exe, gone + ["mark-for-upload"], tmp, 2,
+              r"^edgesync: mark-for-upload: missing SERVICE" + see("mark-for-upload"))
+        check(exe, gone + ["mark-for-upload", "S", "O", "X"], tmp, 2,
+              r"mark-for-upload: unexpected argument 'X'")
+
         # Daemon unreachable: exit 3 naming the socket.
         for args in (["status"], ["status", "s1"], ["setup"], ["stats"], ["cancel", "s1"],
                      ["get", "s", "o", "7"], ["sync"], ["sync", "svc"],
                      ["sync", "svc", "obj", "--options", "@" + good_json, "--json"], ["events"],
-                     ["events", "s1"]):
+                     ["events", "s1"], ["create", "S", "O", '{"a":1}'],
+                     ["create", "S", "O", "@" + good_rec, "--options", '{"trackChanges":false}'],
+                     ["update", "S", "O", "SKU-1", "{}"], ["partial-update", "S", "O", "7", "{}"],
+                     ["delete", "S", "O", "-1"], ["delete", "S", "O", '{"a":1,"b":"x"}'],
+                     ["delete", "S", "O", "--", "-x"], ["pending", "S"], ["pending", "S", "O"],
+                     ["rollback"], ["rollback", "S", "O", "1"], ["clear", "S"],
+                     ["clear", "S", "O", "k"], ["mark-for-upload", "S"],
+                     ["mark-for-upload", "S", "O"]):
             check(exe, gone + args, tmp, 3, unreachable)
         check(exe, ["status"], tmp, 3, unreachable, env={"EDGESYNC_ENDPOINT": "ipc://" + missing})
         # -e wins over the environment.

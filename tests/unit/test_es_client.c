@@ -1,6 +1,7 @@
 //  test_es_client - libedgesync against a fake daemon (ROUTER + PUB on ipc sockets in a mkdtemp
 //  directory, served by a thread): request encoding, the SYNC flow, error replies, keepalive
-//  probes, subscriptions, unreachable endpoints and malformed replies.
+//  probes, subscriptions, unreachable endpoints and malformed replies; local-data operations
+//  (LOCAL): encoding of every op, argument checks before sending, daemon refusals.
 #include "client/edgesync.h"
 #include "common/es_buf.h"
 #include "common/es_mem.h"
@@ -29,8 +30,9 @@ typedef struct {
     es_msg_type_t type; //  request type
     uint64_t id;        //  request id
     es_msg_t msg;       //  decoded (slices not valid: see the copies)
-    char slice1[256];   //  SYNC options / GET pk
-    char slice2[256];   //  GET filter
+    char slice1[256];   //  SYNC options / GET pk / LOCAL pk
+    char slice2[256];   //  GET filter / LOCAL record
+    char slice3[256];   //  LOCAL options
 } captured_t;
 
 struct fake {
@@ -79,6 +81,11 @@ s_serve(void *arg)
                 if (in.msg.type == ES_MSG_GET) {
                     s_copy_slice(c->slice1, sizeof c->slice1, in.msg.u.get.pk);
                     s_copy_slice(c->slice2, sizeof c->slice2, in.msg.u.get.filter);
+                }
+                if (in.msg.type == ES_MSG_LOCAL) {
+                    s_copy_slice(c->slice1, sizeof c->slice1, in.msg.u.local.pk);
+                    s_copy_slice(c->slice2, sizeof c->slice2, in.msg.u.local.record);
+                    s_copy_slice(c->slice3, sizeof c->slice3, in.msg.u.local.options);
                 }
             }
             pthread_mutex_unlock(&f->lock);
@@ -237,8 +244,9 @@ h_echo(fake_t *f, const es_msg_in_t *in)
     if (in->msg.type == ES_MSG_GET) {
         //  Two pages: the client must ask again with "after" = the first page's "next".
         if (in->msg.u.get.after.len == 0)
-            snprintf(body, sizeof body, "{\"records\":[{\"n\":1}],\"more\":true,"
-                                        "\"next\":{\"id\":1}}");
+            snprintf(body, sizeof body,
+                     "{\"records\":[{\"n\":1}],\"more\":true,"
+                     "\"next\":{\"id\":1}}");
         else
             snprintf(body, sizeof body, "{\"records\":[{\"n\":2}],\"more\":false}");
     }
@@ -390,6 +398,32 @@ h_sub_done(fake_t *f, const es_msg_in_t *in)
 {
     s_reply(f, in, 0, "",
             "{\"state\":\"done\",\"code\":0,\"result\":{\"status\":0,\"name\":\"C\"}}");
+}
+
+//  LOCAL: create answers with a key, the others name their op; a few keys and records trigger
+//  the daemon's refusals and odd replies.
+static void
+h_local(fake_t *f, const es_msg_in_t *in)
+{
+    const es_local_t *l = &in->msg.u.local;
+    char pk[64], record[64], body[128];
+    s_copy_slice(pk, sizeof pk, l->pk);
+    s_copy_slice(record, sizeof record, l->record);
+    if (strcmp(record, "{\"deferred\":1}") == 0)
+        s_reply(f, in, 2314, "record has deferred changes",
+                "{\"code\":2314,\"message\":\"record has deferred changes\"}");
+    else if (strcmp(pk, "404") == 0)
+        s_reply(f, in, 5, "", "");
+    else if (strcmp(pk, "\"bad-reply\"") == 0)
+        s_reply(f, in, 0, "", "[1,2]");
+    else if (strcmp(pk, "\"empty-reply\"") == 0)
+        s_reply(f, in, 0, "", "");
+    else if (strcmp(l->op, "create") == 0)
+        s_reply(f, in, 0, "", "{\"pk\":{\"id\":-1}}");
+    else {
+        snprintf(body, sizeof body, "{\"op\":\"%s\"}", l->op);
+        s_reply(f, in, 0, "", body);
+    }
 }
 
 //  --- collecting callbacks ---------------------------------------------------------------
@@ -725,6 +759,256 @@ test_bad_arguments(void **state)
     es_client_destroy(&c);
 }
 
+//  One LOCAL request as the fake received it.
+static void
+s_check_local(fake_t *f, size_t i, const char *op, const char *service, const char *object,
+              const char *pk, const char *record, const char *options)
+{
+    captured_t r = s_req(f, i);
+    assert_int_equal(r.type, ES_MSG_LOCAL);
+    assert_string_equal(r.msg.u.local.op, op);
+    assert_string_equal(r.msg.u.local.service, service);
+    assert_string_equal(r.msg.u.local.object, object);
+    assert_string_equal(r.slice1, pk);
+    assert_string_equal(r.slice2, record);
+    assert_string_equal(r.slice3, options);
+}
+
+//  The body of a call that must succeed, compared and freed.
+static void
+s_body_is(char *body, const char *want)
+{
+    assert_non_null(body);
+    assert_string_equal(body, want);
+    free(body);
+    assert_int_equal(es_client_last_code(), ES_CLIENT_OK);
+    assert_string_equal(es_client_last_error(), "");
+}
+
+static void
+test_local_encoded(void **state)
+{
+    fake_t *f = *state;
+    f->handler = h_local;
+    es_client_t *c = s_client(f, 2000);
+    s_body_is(es_client_create(c, "SampleSvc", "Product", "{\"name\":\"x\",\"qty\":2}", NULL),
+              "{\"pk\":{\"id\":-1}}");
+    s_check_local(f, 0, "create", "SampleSvc", "Product", "", "{\"name\":\"x\",\"qty\":2}", "{}");
+    s_body_is(es_client_create(c, "SampleSvc", "Product", "{}", "{\"trackChanges\":false}"),
+              "{\"pk\":{\"id\":-1}}");
+    s_check_local(f, 1, "create", "SampleSvc", "Product", "", "{}", "{\"trackChanges\":false}");
+    s_body_is(es_client_update(c, "SampleSvc", "Product", "\"SKU-1\"", "{\"qty\":3}", ""),
+              "{\"op\":\"update\"}");
+    s_check_local(f, 2, "update", "SampleSvc", "Product", "\"SKU-1\"", "{\"qty\":3}", "{}");
+    s_body_is(es_client_partial_update(c, "OrderSvc", "OrderLine", "{\"orderId\":1,\"lineNo\":2}",
+                                       "{\"qty\":1}", "{\"markForUpload\":false}"),
+              "{\"op\":\"partialupdate\"}");
+    s_check_local(f, 3, "partialupdate", "OrderSvc", "OrderLine", "{\"orderId\":1,\"lineNo\":2}",
+                  "{\"qty\":1}", "{\"markForUpload\":false}");
+    s_body_is(es_client_delete(c, "SampleSvc", "Product", "-3", NULL), "{\"op\":\"delete\"}");
+    s_check_local(f, 4, "delete", "SampleSvc", "Product", "-3", "", "{}");
+    s_body_is(es_client_pending(c, "SampleSvc", "Product"), "{\"op\":\"pending\"}");
+    s_check_local(f, 5, "pending", "SampleSvc", "Product", "", "", "{}");
+    s_body_is(es_client_pending(c, "SampleSvc", NULL), "{\"op\":\"pending\"}");
+    s_check_local(f, 6, "pending", "SampleSvc", "", "", "", "{}");
+    s_body_is(es_client_pending(c, NULL, NULL), "{\"op\":\"pending\"}");
+    s_check_local(f, 7, "pending", "", "", "", "", "{}");
+    s_body_is(es_client_rollback(c, NULL, NULL, NULL), "{\"op\":\"rollback\"}");
+    s_check_local(f, 8, "rollback", "", "", "", "", "{}");
+    s_body_is(es_client_rollback(c, "SampleSvc", "", ""), "{\"op\":\"rollback\"}");
+    s_check_local(f, 9, "rollback", "SampleSvc", "", "", "", "{}");
+    s_body_is(es_client_rollback(c, "SampleSvc", "Product", "7"), "{\"op\":\"rollback\"}");
+    s_check_local(f, 10, "rollback", "SampleSvc", "Product", "7", "", "{}");
+    s_body_is(es_client_clear(c, "SampleSvc", NULL, NULL), "{\"op\":\"clear\"}");
+    s_check_local(f, 11, "clear", "SampleSvc", "", "", "", "{}");
+    s_body_is(es_client_clear(c, "SampleSvc", "Product", "{\"id\":7}"), "{\"op\":\"clear\"}");
+    s_check_local(f, 12, "clear", "SampleSvc", "Product", "{\"id\":7}", "", "{}");
+    s_body_is(es_client_mark_for_upload(c, "SampleSvc", NULL), "{\"op\":\"markforupload\"}");
+    s_check_local(f, 13, "markforupload", "SampleSvc", "", "", "", "{}");
+    s_body_is(es_client_mark_for_upload(c, "SampleSvc", "Product"), "{\"op\":\"markforupload\"}");
+    s_check_local(f, 14, "markforupload", "SampleSvc", "Product", "", "", "{}");
+    //  The generic call sends the same; a boolean key and whitespace are JSON too.
+    s_body_is(es_client_local(c, "delete", "S", "O", " true ", NULL, " { } "),
+              "{\"op\":\"delete\"}");
+    s_check_local(f, 15, "delete", "S", "O", " true ", "", " { } ");
+    //  Names of exactly the limit pass.
+    char name[ES_CLIENT_NAME_MAX + 1];
+    memset(name, 'n', ES_CLIENT_NAME_MAX);
+    name[ES_CLIENT_NAME_MAX] = '\0';
+    s_body_is(es_client_pending(c, name, name), "{\"op\":\"pending\"}");
+    s_check_local(f, 16, "pending", name, name, "", "", "{}");
+    assert_int_equal(s_nreq(f), 17);
+    for (size_t i = 1; i < 17; i++)
+        assert_int_not_equal(s_req(f, i).id, s_req(f, i - 1).id);
+    es_client_destroy(&c);
+}
+
+//  A call that must fail before sending, with code EINVAL and this text.
+#define REFUSED(call, text)                                                                        \
+    do {                                                                                           \
+        assert_null(call);                                                                         \
+        assert_int_equal(es_client_last_code(), ES_CLIENT_EINVAL);                                 \
+        assert_string_equal(es_client_last_error(), text);                                         \
+    } while (0)
+
+static void
+test_local_bad_arguments(void **state)
+{
+    fake_t *f = *state;
+    f->handler = h_local;
+    es_client_t *c = s_client(f, 2000);
+    char longname[ES_CLIENT_NAME_MAX + 2];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    const char *ops = "(expected create, update, partialupdate, delete, pending, rollback, clear "
+                      "or markforupload)";
+    char want[512];
+
+    //  op
+    REFUSED(es_client_local(c, NULL, "S", "O", NULL, "{}", NULL), "op: must not be empty");
+    REFUSED(es_client_local(c, "", "S", "O", NULL, "{}", NULL), "op: must not be empty");
+    snprintf(want, sizeof want, "op: unknown 'upsert' %s", ops);
+    REFUSED(es_client_local(c, "upsert", "S", "O", NULL, "{}", NULL), want);
+    snprintf(want, sizeof want, "op: unknown 'CREATE' %s", ops);
+    REFUSED(es_client_local(c, "CREATE", "S", "O", NULL, "{}", NULL), want);
+    snprintf(want, sizeof want, "op: unknown '%.32s' %s", longname, ops);
+    REFUSED(es_client_local(c, longname, "S", "O", NULL, "{}", NULL), want);
+
+    //  names: required, bounded, scoped
+    REFUSED(es_client_create(c, NULL, "O", "{}", NULL), "service: must not be empty");
+    REFUSED(es_client_create(c, "S", "", "{}", NULL), "object: must not be empty");
+    REFUSED(es_client_update(c, longname, "O", "1", "{}", NULL),
+            "service: longer than 128 bytes (129)");
+    REFUSED(es_client_delete(c, "S", longname, "1", NULL), "object: longer than 128 bytes (129)");
+    REFUSED(es_client_pending(c, longname, NULL), "service: longer than 128 bytes (129)");
+    REFUSED(es_client_clear(c, "", NULL, NULL), "service: must not be empty");
+    REFUSED(es_client_mark_for_upload(c, NULL, "O"), "service: must not be empty");
+    REFUSED(es_client_rollback(c, NULL, "O", NULL), "object: given without a service");
+    REFUSED(es_client_pending(c, "", "O"), "object: given without a service");
+    REFUSED(es_client_rollback(c, "S", NULL, "1"), "pk: given without an object");
+    REFUSED(es_client_clear(c, "S", "", "{\"id\":1}"), "pk: given without an object");
+
+    //  required and refused texts
+    REFUSED(es_client_create(c, "S", "O", NULL, NULL), "record: must not be empty");
+    REFUSED(es_client_update(c, "S", "O", "1", "", NULL), "record: must not be empty");
+    REFUSED(es_client_update(c, "S", "O", NULL, "{}", NULL), "pk: must not be empty");
+    REFUSED(es_client_partial_update(c, "S", "O", "", "{}", NULL), "pk: must not be empty");
+    REFUSED(es_client_delete(c, "S", "O", NULL, NULL), "pk: must not be empty");
+    REFUSED(es_client_local(c, "create", "S", "O", "1", "{}", NULL), "pk: not used by create");
+    REFUSED(es_client_local(c, "delete", "S", "O", "1", "{}", NULL), "record: not used by delete");
+    REFUSED(es_client_local(c, "pending", "S", "O", "1", NULL, NULL), "pk: not used by pending");
+    REFUSED(es_client_local(c, "markforupload", "S", "O", "1", NULL, NULL),
+            "pk: not used by markforupload");
+    REFUSED(es_client_local(c, "rollback", "S", "O", NULL, "{}", NULL),
+            "record: not used by rollback");
+    REFUSED(es_client_local(c, "clear", "S", NULL, NULL, NULL, "{}"), "options: not used by clear");
+    REFUSED(es_client_local(c, "pending", "S", NULL, NULL, NULL, "{\"a\":1}"),
+            "options: not used by pending");
+
+    //  wrong JSON type per field
+    const char *not_objects[] = {"[]", "[{\"a\":1}]", "\"x\"", "1", "true", "null"};
+    for (size_t i = 0; i < sizeof not_objects / sizeof *not_objects; i++) {
+        REFUSED(es_client_create(c, "S", "O", not_objects[i], NULL),
+                "record: must be a JSON object");
+        REFUSED(es_client_delete(c, "S", "O", "1", not_objects[i]),
+                "options: must be a JSON object");
+    }
+    REFUSED(es_client_delete(c, "S", "O", "[1,2]", NULL),
+            "pk: must be a JSON string, number or object");
+    REFUSED(es_client_rollback(c, "S", "O", "null"), "pk: must be a JSON string, number or object");
+
+    //  invalid JSON: every strict prefix of valid texts (the empty one is "not given")
+    const char *record = "{\"name\":\"x\\\"y\",\"qty\":-2.5e3,\"ok\":true,\"n\":null}";
+    for (size_t n = 1; n < strlen(record); n++) {
+        char text[128];
+        snprintf(text, sizeof text, "%.*s", (int)n, record);
+        assert_null(es_client_create(c, "S", "O", text, NULL));
+        assert_int_equal(es_client_last_code(), ES_CLIENT_EINVAL);
+        assert_memory_equal(es_client_last_error(), "record: invalid JSON: ", 22);
+        assert_true(strlen(es_client_last_error()) > 22);
+        assert_null(strchr(es_client_last_error(), '\n')); //  the caret lines are cut
+        assert_null(es_client_update(c, "S", "O", text, "{}", NULL));
+        assert_memory_equal(es_client_last_error(), "pk: invalid JSON: ", 18);
+        assert_null(es_client_delete(c, "S", "O", "1", text));
+        assert_memory_equal(es_client_last_error(), "options: invalid JSON: ", 23);
+    }
+    REFUSED(es_client_create(c, "S", "O", "{\"a\":1} x", NULL),
+            "record: invalid JSON: parse error: trailing garbage");
+    REFUSED(es_client_create(c, "S", "O", " ", NULL), "record: invalid JSON: parse error: "
+                                                      "premature EOF");
+    REFUSED(es_client_update(c, "S", "O", "SKU-1", "{}", NULL),
+            "pk: invalid JSON: lexical error: invalid char in json text.");
+    REFUSED(es_client_create(c, "S", "O", "{\"a\":\"\xff\"}", NULL),
+            "record: invalid JSON: lexical error: invalid bytes in UTF8 string.");
+
+    //  nesting and size bounds
+    char deep[80];
+    memset(deep, '[', 33);
+    memset(deep + 33, ']', 33);
+    deep[66] = '\0';
+    REFUSED(es_client_create(c, "S", "O", deep, NULL), "record: nested deeper than 32 levels");
+    //  Brackets inside strings do not count; 32 levels parse (and are then not an object).
+    snprintf(deep, sizeof deep, "{\"a\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}");
+    s_body_is(es_client_create(c, "S", "O", deep, NULL), "{\"pk\":{\"id\":-1}}");
+    memset(deep, '[', 32);
+    memset(deep + 32, ']', 32);
+    deep[64] = '\0';
+    REFUSED(es_client_create(c, "S", "O", deep, NULL), "record: must be a JSON object");
+    size_t big = 4u << 20;
+    char *huge = es_malloc(big + 1);
+    memset(huge, ' ', big);
+    huge[0] = '{';
+    huge[big - 1] = '}';
+    huge[big] = '\0';
+    snprintf(want, sizeof want, "create: pk, record and options take %zu bytes, more than %u",
+             big + 2, (4u << 20) - 4096);
+    REFUSED(es_client_create(c, "S", "O", huge, "{}"), want);
+    huge[big - 8192] = '}'; //  just under the bound: sent whole
+    huge[big - 8191] = '\0';
+    s_body_is(es_client_create(c, "S", "O", huge, NULL), "{\"pk\":{\"id\":-1}}");
+    free(huge);
+
+    assert_int_equal(s_nreq(f), 2); //  only the two valid creates were sent
+    assert_int_equal(s_req(f, 0).type, ES_MSG_LOCAL);
+    es_client_destroy(&c);
+}
+
+static void
+test_local_refused(void **state)
+{
+    fake_t *f = *state;
+    f->handler = h_local;
+    es_client_t *c = s_client(f, 2000);
+    //  A refusal with text and a failure body.
+    assert_null(es_client_update(c, "S", "O", "1", "{\"deferred\":1}", NULL));
+    assert_int_equal(es_client_last_code(), 2314);
+    assert_string_equal(es_client_last_error(), "record has deferred changes");
+    assert_string_equal(es_client_last_body(c),
+                        "{\"code\":2314,\"message\":\"record has deferred changes\"}");
+    //  Without text: the request and the code.
+    assert_null(es_client_delete(c, "S", "O", "404", NULL));
+    assert_int_equal(es_client_last_code(), 5);
+    assert_string_equal(es_client_last_error(), "LOCAL delete: daemon replied with code 5");
+    assert_null(es_client_last_body(c));
+    //  A reply that is not an object is the daemon's fault.
+    assert_null(es_client_clear(c, "S", "O", "\"bad-reply\""));
+    assert_int_equal(es_client_last_code(), ES_CLIENT_EPROTO);
+    assert_string_equal(es_client_last_error(), "LOCAL clear: reply is not a JSON object: [1,2]");
+    //  An empty body is the empty object.
+    s_body_is(es_client_rollback(c, "S", "O", "\"empty-reply\""), "{}");
+    //  No answer at all.
+    f->handler = h_silent;
+    es_client_t *quick = s_client(f, 100);
+    assert_null(es_client_mark_for_upload(quick, "S", NULL));
+    assert_int_equal(es_client_last_code(), ES_CLIENT_ETIMEOUT);
+    char want[256];
+    snprintf(want, sizeof want,
+             "no reply from the daemon at %s within 100 ms (is edgesyncd running?)", f->cmd_ep);
+    assert_string_equal(es_client_last_error(), want);
+    es_client_destroy(&quick);
+    es_client_destroy(&c);
+}
+
 static void
 test_unreachable(void **state)
 {
@@ -908,6 +1192,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_error_replies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_interrupt, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_local_encoded, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_local_bad_arguments, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_local_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unreachable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_replies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_subscribe, s_setup, s_teardown),

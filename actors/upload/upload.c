@@ -1,0 +1,950 @@
+//  upload - upload-cache replay, then batched upload of pending changes, each answer applied
+//  with the removal of the changes it covered in one transaction.
+#include "actors/upload/upload.h"
+#include "common/es_config.h"
+#include "common/es_log.h"
+#include "common/es_mem.h"
+#include "protocol/es_record.h"
+#include "protocol/es_syncopts.h"
+#include "protocol/es_upload.h"
+#include "store/es_local.h"
+#include "store/es_store.h"
+#include "store/es_svc.h"
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+//  One request of the job: a replayed cache row or a new batch.
+typedef struct {
+    bool replay;                //  from the upload cache
+    char cache_key[ES_NAME_MAX + 1]; //  its upcache row ("" when the cache is off)
+    char request_id[40];        //  X-...-RequestCacheId ("" when the cache is off)
+    char *url;                  //  endpoint with query string
+    es_buf_t body;              //  exact body sent
+    uint64_t last_rsn;          //  highest RSN in the batch (0 for a replay)
+    size_t records;             //  records in the body
+} req_t;
+
+//  A successful record kept until the whole answer is parsed (applied in rowId order).
+typedef struct {
+    const es_meta_object_t *object;
+    uint64_t row_id;
+    bool is_delete;
+    char *checksum;
+    char *rec;
+    size_t rec_len;
+    bool has_temp;
+    int64_t temp_value;
+} result_t;
+
+typedef struct {
+    bool active;                   //  a job is running
+    char session[ES_NAME_MAX + 1]; //  its session
+    uint64_t id;                   //  job id
+    char service[ES_NAME_MAX + 1]; //  object service
+    char object[ES_NAME_MAX + 1];  //  one object, or "" for every object of the service
+    es_meta_t *meta;               //  service metadata
+    char *endpoint;                //  object or service URL, no query
+    char *query;                   //  uploadRequestQueryParams as "?a=b&c=d" (or "")
+    es_syncopts_t opts;            //  parsed options
+    bool opts_parsed;              //  opts must be released
+    char **replay;                 //  upcache keys to replay first
+    size_t nreplay, next_replay;   //  count, next
+    uint64_t upto, after;          //  RSN snapshot and position
+    uint32_t batch;                //  batch number of the last request
+    req_t req;                     //  the request in flight or waiting to retry
+    bool in_flight;                //  a request is running
+    int64_t retry_at;              //  re-send at this time, 0 = not waiting
+    uint32_t attempt;              //  retries of this request
+    es_buf_t resp;                 //  response body
+    int64_t t_start, t_sent;       //  timing (ms)
+    uint64_t uploaded;             //  records the server accepted
+    uint32_t ok_batches, failed_batches, replays;
+    es_buf_t errors;               //  syncErrors.upload entries, comma-joined
+    bool cancelled;                //  stop after the request in flight
+} job_t;
+
+struct upload {
+    es_actor_opts_t opts; //  argv
+    es_config_t *config;  //  settings
+    es_actor_t *actor;    //  runtime
+    es_store_t *store;    //  LMDB
+    es_http_t *http;      //  transfers
+    es_upload_body_t *body; //  body builder
+    job_t job;            //  the current job
+    uint32_t seed;        //  jitter
+    bool lost;            //  a JOB_DONE could not be sent: exit
+};
+
+static int64_t
+s_epoch_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+//  --- messages ------------------------------------------------------------------------------
+
+static void
+s_progress(upload_t *self, const char *state, uint32_t records, int64_t request_ms,
+           int64_t network_ms, int64_t persist_ms, bool last)
+{
+    job_t *j = &self->job;
+    es_msg_t m;
+    es_msg_init(&m, ES_MSG_PROGRESS, 0);
+    es_progress_t *p = &m.u.progress;
+    snprintf(p->session, sizeof p->session, "%s", j->session);
+    p->job = j->id;
+    snprintf(p->phase, sizeof p->phase, "Upload");
+    snprintf(p->state, sizeof p->state, "%s", state);
+    snprintf(p->object, sizeof p->object, "%s", j->object[0] ? j->object : j->service);
+    p->batch = j->batch;
+    p->records = records;
+    p->bytes = j->req.body.len;
+    p->request_ms = (uint32_t)request_ms;
+    p->network_ms = (uint32_t)(network_ms < 0 ? 0 : network_ms);
+    p->persist_ms = (uint32_t)persist_ms;
+    p->retries = j->attempt;
+    p->last = last;
+    es_err_t err;
+    if (es_actor_send(self->actor, &m, &err))
+        es_log_warn("progress: %s", err.what);
+}
+
+static void
+s_req_release(req_t *r)
+{
+    free(r->url);
+    es_buf_release(&r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static void
+s_job_end(upload_t *self, int32_t code, const char *what)
+{
+    job_t *j = &self->job;
+    es_buf_t result;
+    es_buf_init(&result);
+    es_buf_printf(&result, "{\"uploaded\":%llu,\"replays\":%u,\"upload\":[%s]}",
+                  (unsigned long long)j->uploaded, j->replays,
+                  j->errors.data ? j->errors.data : "");
+    es_msg_t m;
+    es_msg_init(&m, ES_MSG_JOB_DONE, 0);
+    es_job_done_t *d = &m.u.job_done;
+    snprintf(d->session, sizeof d->session, "%s", j->session);
+    d->job = j->id;
+    d->code = code;
+    d->what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
+    d->result = (es_slice_t){result.data, result.len};
+    es_err_t err;
+    if (es_actor_send(self->actor, &m, &err)) {
+        //  The orchestrator would wait for this job for ever: exit so that supervision
+        //  restarts us and re-dispatches it (it resumes from what is committed).
+        es_log_error("job done not sent (%s): exiting", err.what);
+        self->lost = true;
+    }
+    es_buf_release(&result);
+    if (code && code != 2478)
+        es_log_warn("%s%s%s: upload failed (%d): %s", j->service, j->object[0] ? "/" : "",
+                    j->object, code, what);
+    else
+        es_log_info("%s%s%s: upload %s: %llu records in %u batches, %u replays", j->service,
+                    j->object[0] ? "/" : "", j->object, code ? "cancelled" : "done",
+                    (unsigned long long)j->uploaded, j->ok_batches + j->failed_batches,
+                    j->replays);
+    es_meta_destroy(&j->meta);
+    if (j->opts_parsed)
+        es_syncopts_release(&j->opts);
+    for (size_t i = 0; i < j->nreplay; i++)
+        free(j->replay[i]);
+    free(j->replay);
+    free(j->endpoint);
+    free(j->query);
+    s_req_release(&j->req);
+    es_buf_release(&j->resp);
+    es_buf_release(&j->errors);
+    memset(j, 0, sizeof *j);
+    es_actor_set_busy(self->actor, false);
+}
+
+//  --- the upload cache ----------------------------------------------------------------------
+//  upcache "<syncable>" -> [u8 kind][u8 id length][id][u32 attempts][u64 last attempt, epoch ms]
+//                          [u32 url length][url][body]   (integers little-endian)
+
+enum { CACHE_OBJECT = 0, CACHE_SERVICE = 1 };
+
+typedef struct {
+    const req_t *req;
+    uint8_t kind;
+    uint32_t attempts;
+} cache_put_t;
+
+static int
+s_cache_put_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    cache_put_t *c = ctx;
+    const req_t *r = c->req;
+    es_buf_t v;
+    es_buf_init(&v);
+    uint8_t idlen = (uint8_t)strlen(r->request_id);
+    uint64_t now = (uint64_t)s_epoch_ms();
+    uint32_t ulen = (uint32_t)strlen(r->url);
+    es_buf_append(&v, &c->kind, 1);
+    es_buf_append(&v, &idlen, 1);
+    es_buf_append(&v, r->request_id, idlen);
+    es_buf_append(&v, &c->attempts, 4);
+    es_buf_append(&v, &now, 8);
+    es_buf_append(&v, &ulen, 4);
+    es_buf_append(&v, r->url, ulen);
+    es_buf_append(&v, r->body.data, r->body.len);
+    int rc = es_txn_put(txn, "upcache", r->cache_key, strlen(r->cache_key), v.data, v.len, err);
+    es_buf_release(&v);
+    return rc;
+}
+
+//  Load a cache row into req (replay). 1 loaded, 0 absent, -1 malformed or store error.
+static int
+s_cache_load(upload_t *self, const char *key, req_t *r, uint32_t *attempts, es_err_t *err)
+{
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    if (!txn)
+        return -1;
+    const void *val;
+    size_t len;
+    int rc = es_txn_get(txn, "upcache", key, strlen(key), &val, &len, err);
+    if (rc == 1) {
+        const unsigned char *p = val, *end = p + len;
+        uint32_t ulen;
+        uint8_t idlen = len >= 2 ? p[1] : 0;
+        if (len < 2 || idlen >= sizeof r->request_id || (size_t)(end - p) < 2u + idlen + 16u) {
+            rc = es_err_set(err, ES_ESTORE, "upcache %s: malformed row", key);
+        } else {
+            p += 2;
+            memcpy(r->request_id, p, idlen);
+            r->request_id[idlen] = '\0';
+            p += idlen;
+            memcpy(attempts, p, 4);
+            p += 12;
+            memcpy(&ulen, p, 4);
+            p += 4;
+            if ((size_t)(end - p) < ulen) {
+                rc = es_err_set(err, ES_ESTORE, "upcache %s: malformed row", key);
+            } else {
+                r->url = es_strndup((const char *)p, ulen);
+                p += ulen;
+                es_buf_reset(&r->body);
+                es_buf_append(&r->body, p, (size_t)(end - p));
+                snprintf(r->cache_key, sizeof r->cache_key, "%s", key);
+                r->replay = true;
+            }
+        }
+    }
+    es_txn_abort(&txn);
+    return rc;
+}
+
+typedef struct {
+    const char *service; //  rows of this service's objects...
+    const es_meta_t *meta;
+    const char *object;  //  ...or of this object only ("" = all)
+    char ***keys;
+    size_t *n;
+} replay_ctx_t;
+
+static int
+s_collect_replay(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                 es_err_t *err)
+{
+    (void)err, (void)val;
+    replay_ctx_t *c = ctx;
+    if (vlen < 1)
+        return 0;
+    char *name = es_strndup(key, klen);
+    bool mine = strcmp(name, c->service) == 0; //  the service's own row
+    for (size_t i = 0; !mine && i < c->meta->nobjects; i++)
+        mine = strcmp(name, c->meta->objects[i].name) == 0 &&
+               (!c->object[0] || strcmp(name, c->object) == 0);
+    if (!mine) {
+        free(name);
+        return 0;
+    }
+    *c->keys = es_realloc(*c->keys, (*c->n + 1) * sizeof **c->keys);
+    (*c->keys)[(*c->n)++] = name;
+    return 0;
+}
+
+//  Cache rows to replay first (SPEC 3.3 step 4): the objects' rows, then the service's own.
+static int
+s_plan_replay(upload_t *self, es_err_t *err)
+{
+    job_t *j = &self->job;
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    if (!txn)
+        return -1;
+    replay_ctx_t c = {j->service, j->meta, j->object, &j->replay, &j->nreplay};
+    int rc = es_txn_iter(txn, "upcache", NULL, 0, s_collect_replay, &c, err);
+    es_txn_abort(&txn);
+    //  The service's own row last.
+    for (size_t i = 0; rc == 0 && i + 1 < j->nreplay; i++)
+        if (strcmp(j->replay[i], j->service) == 0) {
+            char *svc = j->replay[i];
+            memmove(&j->replay[i], &j->replay[i + 1], (j->nreplay - i - 1) * sizeof *j->replay);
+            j->replay[j->nreplay - 1] = svc;
+            break;
+        }
+    return rc;
+}
+
+static int
+s_cache_del_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    const char *key = ctx;
+    return es_txn_del(txn, "upcache", key, strlen(key), err) < 0 ? -1 : 0;
+}
+
+//  --- batches -------------------------------------------------------------------------------
+
+typedef struct {
+    upload_t *self;
+    uint64_t last_rsn;
+} batch_ctx_t;
+
+static bool
+s_in_scope(void *ctx, const char *object, size_t len)
+{
+    const job_t *j = ctx;
+    if (j->object[0])
+        return strlen(j->object) == len && memcmp(j->object, object, len) == 0;
+    return true;
+}
+
+static const char *
+s_action_name(es_chg_t a)
+{
+    switch (a) {
+    case ES_CHG_CREATE: return "create";
+    case ES_CHG_PARTIAL: return "partialupdate";
+    case ES_CHG_DELETE: return "delete";
+    default: return "update"; //  0 and 80
+    }
+}
+
+static int
+s_add_change(void *ctx, const es_local_change_t *c, es_err_t *err)
+{
+    batch_ctx_t *b = ctx;
+    job_t *j = &b->self->job;
+    char name[ES_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%.*s", (int)c->object_len, c->object);
+    const es_meta_object_t *obj = es_meta_object(j->meta, name);
+    if (!obj)
+        return es_err_set(err, ES_ESTORE, "pending change %llu: object '%s' is not in service '%s'",
+                          (unsigned long long)c->rsn, name, j->service);
+    if (es_upload_body_add(b->self->body, obj, s_action_name(c->action), c->rsn, c->checksum,
+                           c->checksum_len, c->rec, c->rec_len, err))
+        return -1;
+    b->last_rsn = c->rsn;
+    return 0;
+}
+
+static void s_send(upload_t *self);
+static void s_next(upload_t *self);
+
+static void
+s_request_id(char *out, size_t size)
+{
+    unsigned char r[16];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        for (size_t i = 0; i < sizeof r; i++)
+            r[i] = (unsigned char)(rand() ^ (int)es_now_ms());
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); //  UUID version 4
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    snprintf(out, size,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
+             r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
+             r[15]);
+}
+
+//  Build the next batch from the pending changes; false when there is none left.
+static bool
+s_build_batch(upload_t *self, es_err_t *err, bool *failed)
+{
+    job_t *j = &self->job;
+    *failed = false;
+    es_upload_body_reset(self->body);
+    batch_ctx_t b = {self, 0};
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    int rc = txn ? es_local_changes(txn, j->service, j->after, j->upto,
+                                    (size_t)j->opts.upload_batch_size, s_in_scope, j,
+                                    s_add_change, &b, err)
+                 : -1;
+    es_txn_abort(&txn);
+    if (rc) {
+        *failed = true;
+        return false;
+    }
+    size_t n = es_upload_body_count(self->body);
+    if (n == 0)
+        return false;
+    //  hasMoreRecords per SPEC 3.4.1.
+    bool more = n == (size_t)j->opts.upload_batch_size && b.last_rsn != j->upto;
+    size_t len;
+    const char *body = es_upload_body_end(self->body, more, &len);
+    s_req_release(&j->req);
+    es_buf_init(&j->req.body);
+    es_buf_append(&j->req.body, body, len);
+    j->req.url = es_sprintf("%s%s", j->endpoint, j->query);
+    j->req.last_rsn = b.last_rsn;
+    j->req.records = n;
+    if (j->meta->upload_cache) {
+        s_request_id(j->req.request_id, sizeof j->req.request_id);
+        snprintf(j->req.cache_key, sizeof j->req.cache_key, "%s",
+                 j->object[0] ? j->object : j->service);
+    }
+    return true;
+}
+
+static int
+s_on_data(void *ctx, const char *data, size_t len, es_err_t *err)
+{
+    upload_t *self = ctx;
+    (void)err;
+    es_buf_append(&self->job.resp, data, len);
+    return 0;
+}
+
+static void s_on_done(void *ctx, const es_http_result_t *r);
+static const es_http_cb_t s_http_cb = {s_on_data, s_on_done};
+
+//  Send the current request. The upload cache row (request id and exact body) is committed
+//  before the request leaves, so a crash after sending replays the same id (D14).
+static void
+s_send(upload_t *self)
+{
+    job_t *j = &self->job;
+    es_err_t err;
+    j->retry_at = 0;
+    es_buf_reset(&j->resp);
+    if (j->req.request_id[0] && j->attempt == 0 && !j->req.replay) {
+        cache_put_t c = {&j->req, j->object[0] ? CACHE_OBJECT : CACHE_SERVICE, 0};
+        if (es_store_write(self->store, s_cache_put_fn, &c, &err)) {
+            s_job_end(self, 2000, err.what);
+            return;
+        }
+    }
+    //  Without the server's cache nothing may re-send this request behind our back.
+    es_http_set_fresh_connections(self->http, !j->req.request_id[0]);
+    const char *prefix = es_config_str(self->config, "header_prefix");
+    const char *token = es_config_str(self->config, "auth_token");
+    char *h[6];
+    size_t nh = 0;
+    h[nh++] = es_strdup("X-Http-Method-Override: UPLOAD");
+    h[nh++] = es_strdup("Content-Type: application/json");
+    h[nh++] = es_sprintf("%sAPI-Version: %s", prefix, j->meta->version);
+    if (*token)
+        h[nh++] = es_sprintf("%sAuthorization: %s", prefix, token);
+    if (j->req.request_id[0])
+        h[nh++] = es_sprintf("%sRequestCacheId: %s", prefix, j->req.request_id);
+    if (!j->req.replay && j->attempt == 0)
+        s_progress(self, "InProgress", (uint32_t)j->req.records, es_now_ms() - j->t_start, 0, 0,
+                   false);
+    j->t_sent = es_now_ms();
+    int rc = es_http_start(self->http, j->req.url, j->req.body.data, j->req.body.len,
+                           (const char *const *)h, nh, &s_http_cb, self, &err);
+    for (size_t i = 0; i < nh; i++)
+        free(h[i]);
+    if (rc) {
+        s_job_end(self, 2030, err.what);
+        return;
+    }
+    j->in_flight = true;
+}
+
+//  The next request: a cached one to replay, else the next batch, else the end of the job.
+static void
+s_next(upload_t *self)
+{
+    job_t *j = &self->job;
+    es_err_t err;
+    j->attempt = 0;
+    if (j->cancelled) {
+        s_job_end(self, 2478, "Syncing operation has been cancelled");
+        return;
+    }
+    while (j->next_replay < j->nreplay) {
+        const char *key = j->replay[j->next_replay++];
+        s_req_release(&j->req);
+        es_buf_init(&j->req.body);
+        uint32_t attempts = 0;
+        int rc = s_cache_load(self, key, &j->req, &attempts, &err);
+        if (rc < 0) {
+            s_job_end(self, 2913, err.what);
+            return;
+        }
+        if (rc == 0)
+            continue;
+        //  Count the attempt before sending (SPEC 3.3 step 4).
+        cache_put_t c = {&j->req, strcmp(key, j->service) == 0 ? CACHE_SERVICE : CACHE_OBJECT,
+                         attempts + 1};
+        if (es_store_write(self->store, s_cache_put_fn, &c, &err)) {
+            s_job_end(self, 2000, err.what);
+            return;
+        }
+        es_log_info("%s: replaying cached upload %s (request %s)", j->service, key,
+                    j->req.request_id);
+        j->t_start = es_now_ms();
+        s_send(self);
+        return;
+    }
+    bool failed;
+    j->t_start = es_now_ms();
+    if (!s_build_batch(self, &err, &failed)) {
+        if (failed)
+            s_job_end(self, 2000, err.what);
+        else if (j->failed_batches && !j->ok_batches)
+            //  Every batch failed: a complete failure (SPEC 3.4.4).
+            s_job_end(self, 2038, "every upload batch was rejected by the server");
+        else
+            s_job_end(self, 0, NULL);
+        return;
+    }
+    j->batch++;
+    s_progress(self, "Started", (uint32_t)j->req.records, 0, 0, 0, false);
+    s_send(self);
+}
+
+//  --- answers -------------------------------------------------------------------------------
+
+typedef struct {
+    upload_t *self;
+    result_t *results;     //  successes, applied after the parse in rowId order
+    size_t n, cap;
+    bool missing_row_id;   //  a success without rowId (2473)
+    char missing_object[ES_NAME_MAX + 1];
+    uint64_t failures;     //  records with errmsg
+} answer_t;
+
+static void
+s_answer_release(answer_t *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->results[i].checksum);
+        free(a->results[i].rec);
+    }
+    free(a->results);
+    a->results = NULL;
+    a->n = a->cap = 0;
+}
+
+static void
+s_sync_error(job_t *j, const char *object, const char *pk_json, int64_t opstatus,
+             const char *errmsg)
+{
+    if (j->errors.len)
+        es_buf_putc(&j->errors, ',');
+    es_buf_puts(&j->errors, "{\"object\":");
+    es_buf_json_str(&j->errors, object, strlen(object));
+    es_buf_puts(&j->errors, ",\"objectService\":");
+    es_buf_json_str(&j->errors, j->service, strlen(j->service));
+    es_buf_printf(&j->errors, ",\"primaryKeys\":%s,\"opstatus\":%lld,\"errmsg\":",
+                  pk_json && *pk_json ? pk_json : "{}", (long long)opstatus);
+    es_buf_json_str(&j->errors, errmsg, strlen(errmsg));
+    es_buf_putc(&j->errors, '}');
+}
+
+static int
+s_on_rec(void *ctx, const es_upload_rec_t *r, es_err_t *err)
+{
+    (void)err;
+    answer_t *a = ctx;
+    job_t *j = &a->self->job;
+    if (r->errmsg || !r->object) {
+        a->failures++;
+        s_sync_error(j, r->object_name ? r->object_name : "", r->pk_json,
+                     r->errmsg ? r->opstatus : 0,
+                     r->errmsg ? r->errmsg : "record of an object this service does not have");
+        return 0;
+    }
+    if (!r->has_row_id) {
+        a->missing_row_id = true;
+        snprintf(a->missing_object, sizeof a->missing_object, "%s", r->object->name);
+        return 0;
+    }
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 64;
+        a->results = es_realloc(a->results, a->cap * sizeof *a->results);
+    }
+    result_t *x = &a->results[a->n++];
+    x->object = r->object;
+    x->row_id = r->row_id;
+    x->is_delete = r->is_delete;
+    x->checksum = es_strdup(r->checksum ? r->checksum : "");
+    x->rec = es_malloc(r->rec_len ? r->rec_len : 1);
+    memcpy(x->rec, r->rec, r->rec_len);
+    x->rec_len = r->rec_len;
+    x->has_temp = r->has_temp;
+    x->temp_value = r->temp_value;
+    return 0;
+}
+
+static int
+s_by_row_id(const void *a, const void *b)
+{
+    const result_t *x = a, *y = b;
+    return x->row_id < y->row_id ? -1 : x->row_id > y->row_id;
+}
+
+typedef struct {
+    upload_t *self;
+    answer_t *answer;
+} apply_t;
+
+static bool
+s_remove_after(const job_t *j, const char *object)
+{
+    for (size_t i = 0; i < j->opts.nremove_after_upload; i++)
+        if (strcmp(j->opts.remove_after_upload[i], object) == 0)
+            return true;
+    return false;
+}
+
+//  The answer and the removal of the changes it covered, in one transaction (SPEC 3.4.6).
+static int
+s_apply_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    apply_t *a = ctx;
+    job_t *j = &a->self->job;
+    for (size_t i = 0; i < a->answer->n; i++) {
+        const result_t *x = &a->answer->results[i];
+        es_local_result_t r = {x->object, x->row_id,     x->is_delete,  x->checksum,
+                               x->rec,    x->rec_len,    x->has_temp,   x->temp_value};
+        if (es_local_apply_result(txn, j->service, &r, s_remove_after(j, x->object->name), err))
+            return -1;
+    }
+    if (j->req.cache_key[0] &&
+        es_txn_del(txn, "upcache", j->req.cache_key, strlen(j->req.cache_key), err) < 0)
+        return -1;
+    return 0;
+}
+
+//  Give up on the request: keep its cache row only where the server may still apply or have
+//  applied it (timeout, 429, already in progress: SPEC 3.3 step 3).
+static void
+s_fail(upload_t *self, int32_t code, bool keep_cache, const char *what)
+{
+    job_t *j = &self->job;
+    es_err_t err;
+    if (j->req.cache_key[0] && !keep_cache &&
+        es_store_write(self->store, s_cache_del_fn, j->req.cache_key, &err))
+        es_log_error("upcache %s: %s", j->req.cache_key, err.what);
+    if (j->req.replay) {
+        char *msg = es_sprintf("replay of the cached upload %s: %s", j->req.cache_key, what);
+        s_job_end(self, 2476, msg);
+        free(msg);
+        return;
+    }
+    s_job_end(self, code, what);
+}
+
+static bool
+s_retry(upload_t *self, const es_http_result_t *r, const char *what)
+{
+    job_t *j = &self->job;
+    if (j->cancelled || j->attempt >= es_config_int(self->config, "retry.max_attempts"))
+        return false;
+    int64_t d = es_http_retry_delay_ms(j->attempt, es_config_int(self->config, "retry.base_ms"),
+                                       es_config_int(self->config, "retry.max_ms"),
+                                       r ? r->retry_after_s : -1, &self->seed);
+    j->attempt++;
+    j->retry_at = es_now_ms() + d;
+    es_log_warn("%s: upload batch %u: %s; retry %u in %lld ms", j->service, j->batch, what,
+                j->attempt, (long long)d);
+    return true;
+}
+
+static void
+s_on_done(void *ctx, const es_http_result_t *r)
+{
+    upload_t *self = ctx;
+    job_t *j = &self->job;
+    j->in_flight = false;
+    int64_t t_done = es_now_ms();
+    bool cache = j->req.request_id[0] != '\0';
+    char what[ES_ERR_WHAT_MAX + 300];
+    if (r->curl_code != CURLE_OK || r->data_failed || r->status != 200) {
+        if (r->curl_code != CURLE_OK || r->data_failed)
+            snprintf(what, sizeof what, "%s", r->err.what);
+        else
+            snprintf(what, sizeof what, "%s: HTTP %ld%s%.200s", j->req.url, r->status,
+                     r->excerpt[0] ? ": " : "", r->excerpt);
+        bool timeout = r->curl_code == CURLE_OPERATION_TIMEDOUT;
+        bool transient = r->curl_code != CURLE_OK || r->status == 429 || r->status >= 500;
+        //  Without the cache a request that reached the server must not be sent twice.
+        bool safe = cache || r->curl_code == CURLE_COULDNT_CONNECT || r->status == 429 ||
+                    r->status == 503;
+        if (transient && safe && s_retry(self, r, what))
+            return;
+        int code = es_http_vmx_code(r);
+        s_fail(self, code ? code : 2030, timeout || r->status == 429, what);
+        return;
+    }
+    answer_t ans = {self, NULL, 0, 0, false, "", 0};
+    es_upload_summary_t sum;
+    es_err_t err;
+    size_t errors_mark = j->errors.len;
+    if (es_upload_parse(j->meta, j->resp.data ? j->resp.data : "", j->resp.len, s_on_rec, &ans,
+                        &sum, &err)) {
+        //  A garbled answer: with the cache the same id gets the stored answer again.
+        j->errors.len = errors_mark;
+        if (j->errors.data)
+            j->errors.data[errors_mark] = '\0';
+        s_answer_release(&ans);
+        snprintf(what, sizeof what, "%s: %s", j->req.url, err.what);
+        if (cache && s_retry(self, r, what))
+            return;
+        s_fail(self, 2037, false, what);
+        return;
+    }
+    int64_t t_parsed = es_now_ms();
+    if (sum.has_opstatus && sum.opstatus == 500210) {
+        s_answer_release(&ans);
+        snprintf(what, sizeof what, "The upload request is already in progress (request %s)",
+                 j->req.request_id);
+        j->errors.len = errors_mark;
+        if (j->errors.data)
+            j->errors.data[errors_mark] = '\0';
+        if (s_retry(self, r, what))
+            return;
+        s_fail(self, 2044, true, what);
+        return;
+    }
+    bool partial = sum.opstatus >= 500100 && sum.opstatus <= 500200;
+    if (sum.has_opstatus && sum.opstatus != 0 && !partial) {
+        //  The batch failed as a whole: its changes stay pending; go on (SPEC 3.4.4).
+        s_answer_release(&ans);
+        if (j->errors.len == errors_mark)
+            s_sync_error(j, j->object[0] ? j->object : j->service, "{}", sum.opstatus,
+                         sum.errmsg[0] ? sum.errmsg : "upload rejected");
+        es_err_t e2;
+        if (j->req.cache_key[0] &&
+            es_store_write(self->store, s_cache_del_fn, j->req.cache_key, &e2))
+            es_log_error("upcache %s: %s", j->req.cache_key, e2.what);
+        j->failed_batches++;
+        if (!j->req.replay)
+            j->after = j->req.last_rsn;
+        s_progress(self, "Ended", 0, t_done - j->t_start, t_done - j->t_sent, 0, false);
+        s_next(self);
+        return;
+    }
+    if (ans.missing_row_id) {
+        s_answer_release(&ans);
+        snprintf(what, sizeof what, "Sync upload failed with an error: rowId key missing for a "
+                                    "record of object -%s",
+                 ans.missing_object);
+        s_fail(self, 2473, false, what);
+        return;
+    }
+    qsort(ans.results, ans.n, sizeof *ans.results, s_by_row_id);
+    apply_t ap = {self, &ans};
+    es_actor_beat(self->actor);
+    if (es_store_write(self->store, s_apply_fn, &ap, &err)) {
+        s_answer_release(&ans);
+        s_fail(self, 2000, true, err.what);
+        return;
+    }
+    int64_t t_committed = es_now_ms();
+    uint32_t accepted = (uint32_t)ans.n;
+    s_answer_release(&ans);
+    j->uploaded += accepted;
+    if (j->req.replay)
+        j->replays++;
+    else
+        j->after = j->req.last_rsn;
+    j->ok_batches++;
+    s_progress(self, "Ended", accepted, j->t_sent - j->t_start, t_parsed - j->t_sent,
+               t_committed - t_parsed, false);
+    s_next(self);
+}
+
+//  --- jobs ------------------------------------------------------------------------------------
+
+static void
+s_start_job(upload_t *self, const es_upload_t *u)
+{
+    job_t *j = &self->job;
+    es_err_t err;
+    if (j->active) {
+        es_msg_t m;
+        es_msg_init(&m, ES_MSG_JOB_DONE, 0);
+        snprintf(m.u.job_done.session, sizeof m.u.job_done.session, "%s", u->session);
+        m.u.job_done.job = u->job;
+        m.u.job_done.code = 2460;
+        static const char busy[] = "upload actor busy with another job";
+        m.u.job_done.what = (es_slice_t){busy, sizeof busy - 1};
+        if (es_actor_send(self->actor, &m, &err))
+            self->lost = true;
+        return;
+    }
+    memset(j, 0, sizeof *j);
+    j->active = true;
+    es_actor_set_busy(self->actor, true);
+    snprintf(j->session, sizeof j->session, "%s", u->session);
+    j->id = u->job;
+    snprintf(j->service, sizeof j->service, "%s", u->service);
+    snprintf(j->object, sizeof j->object, "%s", u->object);
+    es_buf_init(&j->resp);
+    es_buf_init(&j->errors);
+    es_buf_init(&j->req.body);
+    char *base = es_svc_url(self->store, u->service, &err);
+    j->meta = base ? es_svc_meta(self->store, u->service, &err) : NULL;
+    if (!j->meta || (j->object[0] && !es_meta_object(j->meta, j->object))) {
+        if (j->meta)
+            es_err_set(&err, ES_ENOTFOUND, "object '%s' is not in service '%s'", j->object,
+                       j->service);
+        free(base);
+        s_job_end(self, 2473, err.what);
+        return;
+    }
+    const char **names = es_malloc((j->meta->nobjects + 1) * sizeof *names);
+    for (size_t i = 0; i < j->meta->nobjects; i++)
+        names[i] = j->meta->objects[i].name;
+    int vmx = 0;
+    int rc = es_syncopts_parse(&j->opts, u->options.ptr, u->options.len, ES_SYNCOPTS_SERVICE,
+                               (const char *const *)names, j->meta->nobjects, &err, &vmx);
+    free(names);
+    if (rc) {
+        free(base);
+        s_job_end(self, vmx ? vmx : 2304, err.what);
+        return;
+    }
+    j->opts_parsed = true;
+    //  Object level: the object's endpoint; service level: the service's (SPEC 5.3).
+    es_buf_t url;
+    es_buf_init(&url);
+    es_buf_puts(&url, base);
+    if (j->object[0]) {
+        es_buf_puts(&url, "/objects/");
+        es_http_url_escape(&url, j->object);
+    }
+    free(base);
+    j->endpoint = es_buf_steal(&url);
+    es_buf_t q;
+    es_buf_init(&q);
+    bool first = true;
+    for (size_t i = 0; i < j->opts.nupload_params; i++)
+        es_http_query_add(&q, &first, j->opts.upload_params[i].key,
+                          j->opts.upload_params[i].value);
+    j->query = es_buf_steal(&q);
+    es_txn_t *txn = es_store_begin(self->store, false, &err);
+    rc = txn ? es_local_last_rsn(txn, j->service, &j->upto, &err) : -1;
+    es_txn_abort(&txn);
+    if (rc == 0 && j->meta->upload_cache)
+        rc = s_plan_replay(self, &err);
+    if (rc) {
+        s_job_end(self, 2000, err.what);
+        return;
+    }
+    s_next(self);
+}
+
+static void
+s_on_msg(void *ctx, const es_msg_t *msg)
+{
+    upload_t *self = ctx;
+    if (msg->type == ES_MSG_UPLOAD)
+        s_start_job(self, &msg->u.upload);
+    else if (msg->type == ES_MSG_CANCEL && self->job.active &&
+             strcmp(msg->u.cancel.session, self->job.session) == 0) {
+        self->job.cancelled = true;
+        if (!self->job.in_flight)
+            s_job_end(self, 2478, "Syncing operation has been cancelled");
+    }
+}
+
+upload_t *
+upload_new(const es_actor_opts_t *opts, es_err_t *err)
+{
+    upload_t *self = es_calloc(1, sizeof *self);
+    self->opts = *opts;
+    self->seed = (uint32_t)getpid() ^ (uint32_t)es_now_ms();
+    self->body = es_upload_body_new();
+    self->config = es_config_new();
+    if (opts->config[0] && es_config_load(self->config, opts->config, err))
+        goto fail;
+    es_log_set_level((es_log_level_t)es_log_level_parse(es_config_str(self->config, "log.level")));
+    es_store_opts_t sopts = {
+        .map_size = (size_t)es_config_int(self->config, "store.map_size_mb") << 20,
+        .map_max = (size_t)es_config_int(self->config, "store.map_max_mb") << 20,
+    };
+    self->store = es_store_new(opts->data_dir, &sopts, err);
+    if (!self->store)
+        goto fail;
+    es_http_opts_t hopts = {
+        .connect_timeout_ms = (long)es_config_int(self->config, "http.connect_timeout_ms"),
+        .timeout_ms = (long)es_config_int(self->config, "http.timeout_ms"),
+        .max_response = (size_t)es_config_int(self->config, "http.max_response_mb") << 20,
+    };
+    self->http = es_http_new(&hopts, err);
+    if (!self->http)
+        goto fail;
+    self->actor = es_actor_new("upload", opts,
+                               (int)es_config_int(self->config, "heartbeat.interval_ms"), err);
+    if (!self->actor)
+        goto fail;
+    return self;
+fail:
+    upload_destroy(&self);
+    return NULL;
+}
+
+void
+upload_destroy(upload_t **self_p)
+{
+    if (!*self_p)
+        return;
+    upload_t *self = *self_p;
+    job_t *j = &self->job;
+    es_meta_destroy(&j->meta);
+    if (j->opts_parsed)
+        es_syncopts_release(&j->opts);
+    for (size_t i = 0; i < j->nreplay; i++)
+        free(j->replay[i]);
+    free(j->replay);
+    free(j->endpoint);
+    free(j->query);
+    s_req_release(&j->req);
+    es_buf_release(&j->resp);
+    es_buf_release(&j->errors);
+    es_actor_destroy(&self->actor);
+    es_http_destroy(&self->http);
+    es_store_destroy(&self->store);
+    es_config_destroy(&self->config);
+    es_upload_body_destroy(&self->body);
+    free(self);
+    *self_p = NULL;
+}
+
+int
+upload_run(upload_t *self, es_err_t *err)
+{
+    while (!es_actor_terminated(self->actor)) {
+        if (self->lost)
+            return es_err_set(err, ES_ESYS, "lost contact with the orchestrator");
+        int timeout = 1000;
+        job_t *j = &self->job;
+        if (j->active && j->retry_at) {
+            int64_t left = j->retry_at - es_now_ms();
+            timeout = left < 0 ? 0 : (int)left;
+        }
+        if (es_actor_step(self->actor, self->http, timeout, s_on_msg, self, err))
+            return -1;
+        if (j->active && j->retry_at && es_now_ms() >= j->retry_at && !j->in_flight)
+            s_send(self);
+    }
+    //  A request in flight is dropped: its cache row (if any) replays it next time.
+    es_http_abort_all(self->http);
+    return 0;
+}
