@@ -10,6 +10,8 @@
 #include "store/es_local.h"
 #include "store/es_store.h"
 #include "store/es_svc.h"
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -77,6 +79,25 @@ struct upload {
     uint32_t seed;        //  jitter
     bool lost;            //  a JOB_DONE could not be sent: exit
 };
+
+//  Crash test hook: ES_TEST_CRASH_AT="<point>:<marker file>" kills this process (SIGKILL, as a
+//  power cut would) the first time it reaches <point>, creating the marker so that the
+//  restarted actor goes on. Points: before_send, in_flight, after_answer, mid_apply.
+static void
+s_crash_point(const char *point)
+{
+    const char *spec = getenv("ES_TEST_CRASH_AT");
+    size_t n = strlen(point);
+    if (!spec || strncmp(spec, point, n) != 0 || spec[n] != ':')
+        return;
+    const char *marker = spec + n + 1;
+    int fd = open(marker, O_CREAT | O_EXCL | O_WRONLY, 0600);
+    if (fd < 0)
+        return; //  fired already
+    close(fd);
+    es_log_warn("test hook: killed at %s", point);
+    raise(SIGKILL);
+}
 
 static int64_t
 s_epoch_ms(void)
@@ -452,6 +473,7 @@ s_send(upload_t *self)
         s_progress(self, "InProgress", (uint32_t)j->req.records, es_now_ms() - j->t_start, 0, 0,
                    false);
     j->t_sent = es_now_ms();
+    s_crash_point("before_send");
     int rc = es_http_start(self->http, j->req.url, j->req.body.data, j->req.body.len,
                            (const char *const *)h, nh, &s_http_cb, self, &err);
     for (size_t i = 0; i < nh; i++)
@@ -627,6 +649,7 @@ s_apply_fn(es_txn_t *txn, void *ctx, es_err_t *err)
     if (j->req.cache_key[0] &&
         es_txn_del(txn, "upcache", j->req.cache_key, strlen(j->req.cache_key), err) < 0)
         return -1;
+    s_crash_point("mid_apply"); //  everything written, nothing committed
     return 0;
 }
 
@@ -671,6 +694,7 @@ s_on_done(void *ctx, const es_http_result_t *r)
     upload_t *self = ctx;
     job_t *j = &self->job;
     j->in_flight = false;
+    s_crash_point("after_answer");
     int64_t t_done = es_now_ms();
     bool cache = j->req.request_id[0] != '\0';
     char what[ES_ERR_WHAT_MAX + 300];
@@ -941,6 +965,8 @@ upload_run(upload_t *self, es_err_t *err)
         }
         if (es_actor_step(self->actor, self->http, timeout, s_on_msg, self, err))
             return -1;
+        if (j->in_flight)
+            s_crash_point("in_flight");
         if (j->active && j->retry_at && es_now_ms() >= j->retry_at && !j->in_flight)
             s_send(self);
     }

@@ -73,11 +73,13 @@ class Env:
             raise RuntimeError("server did not start: " + line)
         self.url, self.admin = m.group(1), m.group(2)
 
-    def start_daemon(self):
+    def start_daemon(self, env=None):
         self.daemon_log = open(os.path.join(self.dir, "daemon.log"), "a")
+        full = dict(os.environ)
+        full.update(env or {})
         self.daemon = subprocess.Popen([os.path.join(self.bindir, "edgesyncd"), "--config",
                                         self.conf], stdout=self.daemon_log,
-                                       stderr=self.daemon_log)
+                                       stderr=self.daemon_log, env=full)
         self.procs.append(self.daemon)
         sock = os.path.join(self.dir, "data", "cmd.sock")
         deadline = time.time() + 20
