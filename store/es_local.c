@@ -786,15 +786,17 @@ s_record_edit(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *obj,
                            .checksum_len = e->checksum_len,
                            .rec = e->rec,
                            .rec_len = e->rec_len};
-    if (e->collapse) {
-        c.rsn = ks->last;
-        return s_hist_put(txn, meta->name, &c, err);
-    }
+    //  A collapsed update replaces the key's latest row but takes a new RSN: the old row may
+    //  be in an upload in flight, whose answer deletes rows up to its rowId, and the newer
+    //  state must survive that.
+    if (e->collapse && s_hist_del(txn, meta->name, ks->last, err) < 0)
+        return -1;
+    uint32_t count = e->collapse ? ks->count : ks->count + 1;
     if (s_next_rsn(txn, meta->name, &c.rsn, err))
         return -1;
     if (s_counter_put(txn, "rsn", meta->name, c.rsn + 1, err) ||
         s_hist_put(txn, meta->name, &c, err) ||
-        s_pend_put(txn, t, pk, pklen, ks->count + 1, c.rsn, err))
+        s_pend_put(txn, t, pk, pklen, count, c.rsn, err))
         return -1;
     return 0;
 }
@@ -1232,6 +1234,66 @@ es_local_has_local_state(es_txn_t *txn, const char *object, const void *pk, size
     int rc = es_txn_get(txn, t.pend.data, pk, pk_len, &val, &vlen, err);
     if (rc == 0)
         rc = es_txn_get(txn, t.orig.data, pk, pk_len, &val, &vlen, err);
+    s_tables_release(&t);
+    return rc;
+}
+
+int
+es_local_protect(es_txn_t *txn, const char *object, const void *pk, size_t pk_len,
+                 bool is_delete, const void *value, size_t value_len, es_err_t *err)
+{
+    assert(txn && object && pk);
+    int has = es_local_has_local_state(txn, object, pk, pk_len, err);
+    if (has <= 0)
+        return has;
+    s_tables_t t;
+    s_tables_init(&t, object);
+    es_buf_t v, packed;
+    es_buf_init(&v);
+    es_buf_init(&packed);
+    int rc = -1;
+    const char *cs = "";
+    size_t cslen = 0;
+    const void *rec = NULL;
+    size_t rlen = 0;
+    if (!is_delete &&
+        es_store_rec_unpack(value, value_len, &cs, &cslen, &rec, &rlen)) {
+        es_err_set(err, ES_EPROTO, "%s: downloaded value is malformed", object);
+        goto done;
+    }
+    s_put_le(&v, (uint64_t)(is_delete ? ES_CHG_CREATE : ES_CHG_UPDATE), 1);
+    if (is_delete) {
+        es_store_rec_pack(&packed, "", 0, S_EMPTY_MAP, 1);
+        es_buf_append(&v, packed.data, packed.len);
+    } else {
+        es_buf_append(&v, value, value_len);
+    }
+    if (es_txn_put(txn, t.orig.data, pk, pk_len, v.data, v.len, err))
+        goto done;
+    //  The next upload carries the fresh checksum for conflict detection.
+    const void *mv;
+    size_t mlen;
+    int got = is_delete ? 0 : es_txn_get(txn, t.main.data, pk, pk_len, &mv, &mlen, err);
+    if (got < 0)
+        goto done;
+    if (got == 1) {
+        const char *ocs;
+        size_t ocslen, mrlen;
+        const void *mrec;
+        if (es_store_rec_unpack(mv, mlen, &ocs, &ocslen, &mrec, &mrlen) == 0) {
+            es_buf_t copy;
+            es_buf_init(&copy);
+            es_buf_append(&copy, mrec, mrlen); //  mv dies with the put below
+            es_store_rec_pack(&packed, cs, cslen, copy.data, copy.len);
+            es_buf_release(&copy);
+            if (es_txn_put(txn, t.main.data, pk, pk_len, packed.data, packed.len, err))
+                goto done;
+        }
+    }
+    rc = 1;
+done:
+    es_buf_release(&packed);
+    es_buf_release(&v);
     s_tables_release(&t);
     return rc;
 }

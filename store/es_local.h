@@ -41,7 +41,8 @@ typedef enum {
 typedef struct {
     bool track_changes;        //  false: change main only, no hist row (never uploaded)
     bool mark_for_upload;      //  false: hist row with a deferred code (not uploaded yet)
-    bool track_intermediate;   //  false: consecutive updates collapse into one row (code 80)
+    bool track_intermediate;   //  false: consecutive updates collapse into one row (code 80),
+                               //  moved to a new RSN each time (an upload in flight keeps its own)
 } es_local_opts_t;
 
 //  Defaults: all true.
@@ -97,6 +98,14 @@ int es_local_pending(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_
 //  -1 on error.
 int es_local_has_local_state(es_txn_t *txn, const char *object, const void *pk, size_t pk_len,
                              es_err_t *err);
+
+//  Download protection (SPEC 3.6.5): if pk of object has pending local state, make the
+//  downloaded version (value = es_store_rec_pack of the server record; is_delete for a server
+//  delete) its new baseline in orig (change type update, or create for a delete so that a
+//  rollback removes the row) and refresh the checksum of its main row; main values stay.
+//  1 if protected (the caller must not write main), 0 if there is no local state, -1 on error.
+int es_local_protect(es_txn_t *txn, const char *object, const void *pk, size_t pk_len,
+                     bool is_delete, const void *value, size_t value_len, es_err_t *err);
 
 //  rollback (SPEC 3.7): restore the orig baseline into main (or delete the row if its baseline
 //  is a create), drop the hist rows and the baseline; for one pk, one object, or every object of

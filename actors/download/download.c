@@ -7,6 +7,7 @@
 #include "protocol/es_key.h"
 #include "protocol/es_meta.h"
 #include "protocol/es_syncopts.h"
+#include "store/es_local.h"
 #include "store/es_store.h"
 #include "store/es_svc.h"
 #include <assert.h>
@@ -379,7 +380,7 @@ typedef struct {
 //  overwritten: the server version becomes its new baseline (SPEC 3.6.5).
 static int
 s_apply_ops(es_txn_t *txn, const job_t *j, const char *ops, size_t len, const char *main_t,
-            const char *orig_t, es_err_t *err)
+            es_err_t *err)
 {
     const char *p = ops, *end = ops + len;
     while (p < end) {
@@ -393,17 +394,15 @@ s_apply_ops(es_txn_t *txn, const job_t *j, const char *ops, size_t len, const ch
         p += 4;
         const char *val = p;
         p += vlen;
-        const void *ov;
-        size_t olen;
-        //  downloadReconciliationRequired false: the server version wins unconditionally.
-        int has_orig = j->opts.reconcile ? es_txn_get(txn, orig_t, key, klen, &ov, &olen, err) : 0;
-        if (has_orig < 0)
+        //  Rows with pending local state keep their values (SPEC 3.6.5); with
+        //  downloadReconciliationRequired false the server version wins unconditionally.
+        int protect = j->opts.reconcile ? es_local_protect(txn, j->object, key, klen,
+                                                           op == OP_DEL, val, vlen, err)
+                                        : 0;
+        if (protect < 0)
             return -1;
-        if (has_orig) {
-            if (op == OP_PUT && es_txn_put(txn, orig_t, key, klen, val, vlen, err))
-                return -1;
+        if (protect)
             continue;
-        }
         if (op == OP_PUT) {
             if (es_txn_put(txn, main_t, key, klen, val, vlen, err))
                 return -1;
@@ -419,11 +418,9 @@ s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 {
     commit_t *c = ctx;
     job_t *j = &c->self->job;
-    es_buf_t main_b, orig_b;
+    es_buf_t main_b;
     es_buf_init(&main_b);
-    es_buf_init(&orig_b);
     es_store_table(&main_b, "main", j->object);
-    es_store_table(&orig_b, "orig", j->object);
     int rc = 0;
     if (j->spilled) {
         //  Spilled records first (they were parsed first); the mapping is file-backed, so
@@ -432,14 +429,13 @@ s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
         if (map == MAP_FAILED) {
             rc = es_err_set(err, ES_ESYS, "spill file: mmap: %s", strerror(errno));
         } else {
-            rc = s_apply_ops(txn, j, map, j->spilled, main_b.data, orig_b.data, err);
+            rc = s_apply_ops(txn, j, map, j->spilled, main_b.data, err);
             munmap(map, j->spilled);
         }
     }
     if (rc == 0)
-        rc = s_apply_ops(txn, j, j->ops.data, j->ops.len, main_b.data, orig_b.data, err);
+        rc = s_apply_ops(txn, j, j->ops.data, j->ops.len, main_b.data, err);
     es_buf_release(&main_b);
-    es_buf_release(&orig_b);
     if (rc)
         return -1;
     //  The context goes in the same transaction as the batch: that makes resume exact.

@@ -111,6 +111,22 @@ try:
     check(len(js(out).get("pendingSyncRecords", [])) == 0, "rollback removed it")
     check(not env.local_records(SVC, "Product", json.dumps(sku)), "rolled-back create is gone")
 
+    # 3b. Pending-edit protection (SPEC 3.6.5): a download does not overwrite a row with a
+    #     pending change; the server version becomes its baseline, which rollback restores.
+    c = env.local_records(SVC, "Customer")[5]
+    rc, out, err = env.cli("partial-update", SVC, "Customer", str(c["id"]), '{"city":"Mine"}')
+    check(rc == 0, f"local edit {err}")
+    env.admin_post(f"/admin/records/{SVC}/Customer", {"op": "update", "record":
+                                                     {"id": c["id"], "city": "ServerCity"}})
+    rc, out, err = env.cli("sync", SVC, "Customer", "--options", '{"syncType":"downloadOnly"}')
+    check(rc == 0, f"download over a pending edit {rc} {out[:200]}")
+    loc = env.local_records(SVC, "Customer", str(c["id"]))
+    check(loc and loc[0]["city"] == "Mine", f"pending edit kept: {loc}")
+    rc, out, err = env.cli("rollback", SVC, "Customer", str(c["id"]))
+    loc = env.local_records(SVC, "Customer", str(c["id"]))
+    check(rc == 0 and loc and loc[0]["city"] == "ServerCity",
+          f"rollback restores the downloaded baseline: {loc}")
+
     # 4. The upload cache: the answer is lost after the server applied the batch; the same
     #    request id is sent again and the server answers from its cache.
     before = served(env)
