@@ -101,6 +101,11 @@ static const field_t s_upload[] = {
     FIELD(upload, session, F_STR), FIELD(upload, job, F_U64),    FIELD(upload, service, F_STR),
     FIELD(upload, object, F_STR),  FIELD(upload, options, F_TEXT), FIELDS_END,
 };
+static const field_t s_reconcile[] = {
+    FIELD(reconcile, session, F_STR), FIELD(reconcile, job, F_U64),
+    FIELD(reconcile, service, F_STR), FIELD(reconcile, object, F_STR),
+    FIELD(reconcile, options, F_TEXT), FIELDS_END,
+};
 static const field_t s_download[] = {
     FIELD(download, session, F_STR),  FIELD(download, job, F_U64),
     FIELD(download, service, F_STR),  FIELD(download, object, F_STR),

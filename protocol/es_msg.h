@@ -117,6 +117,14 @@ typedef struct {
 
 typedef struct {
     char session[ES_NAME_MAX + 1]; //  session id
+    uint64_t job;                  //  job id within the session
+    char service[ES_NAME_MAX + 1]; //  object service
+    char object[ES_NAME_MAX + 1];  //  the object whose download just completed
+    es_slice_t options;            //  normalised options as JSON (filter, query params)
+} es_reconcile_t;
+
+typedef struct {
+    char session[ES_NAME_MAX + 1]; //  session id
     uint64_t job;                  //  job id
     char phase[ES_KIND_MAX + 1];   //  Upload | Download | Reconcile
     char state[ES_KIND_MAX + 1];   //  Started | InProgress | Ended

@@ -407,13 +407,15 @@ s_dispatch(orch_t *self)
             }
             if (orch_session_blocked(s, o))
                 continue;
-            bool up = o->kind == SOBJ_UPLOAD;
-            actor_t *a = orch_super_idle(self->super, up ? "upload" : "download");
+            static const char *kinds[] = {"download", "upload", "reconcile"};
+            static const es_msg_type_t types[] = {ES_MSG_DOWNLOAD, ES_MSG_UPLOAD,
+                                                  ES_MSG_RECONCILE};
+            actor_t *a = orch_super_idle(self->super, kinds[o->kind]);
             if (!a)
                 continue; //  no free worker of that kind; later sessions may have finished
-            //  DOWNLOAD and UPLOAD bodies have the same leading fields.
+            //  DOWNLOAD, UPLOAD and RECONCILE bodies have the same fields.
             es_msg_t m;
-            es_msg_init(&m, up ? ES_MSG_UPLOAD : ES_MSG_DOWNLOAD, 0);
+            es_msg_init(&m, types[o->kind], 0);
             es_download_t dl;
             es_download_t *d = &dl;
             memset(d, 0, sizeof *d);
@@ -432,13 +434,20 @@ s_dispatch(orch_t *self)
                 es_buf_puts(&self->scratch, "{}");
             yajl_tree_free(all);
             d->options = (es_slice_t){self->scratch.data, self->scratch.len};
-            if (up) {
+            if (o->kind == SOBJ_UPLOAD) {
                 es_upload_t *u = &m.u.upload;
                 memcpy(u->session, d->session, sizeof u->session);
                 u->job = d->job;
                 memcpy(u->service, d->service, sizeof u->service);
                 memcpy(u->object, d->object, sizeof u->object);
                 u->options = d->options;
+            } else if (o->kind == SOBJ_RECONCILE) {
+                es_reconcile_t *r = &m.u.reconcile;
+                memcpy(r->session, d->session, sizeof r->session);
+                r->job = d->job;
+                memcpy(r->service, d->service, sizeof r->service);
+                memcpy(r->object, d->object, sizeof r->object);
+                r->options = d->options;
             } else {
                 m.u.download = *d;
             }
@@ -545,6 +554,9 @@ s_on_progress(orch_t *self, const es_progress_t *p)
         s_persist_batch(self, s, &entry);
         es_buf_release(&entry);
         es_buf_printf(&extra, ",\"totalUploadedRecords\":%llu", (unsigned long long)s->uploaded);
+    } else if (strcmp(p->phase, "Reconcile") == 0) {
+        if (strcmp(p->state, "Ended") == 0)
+            es_buf_printf(&extra, ",\"reconciledDeletes\":%u", p->records);
     } else if (strcmp(p->state, "InProgress") == 0 && strcmp(p->phase, "Upload") == 0) {
         es_buf_printf(&extra, ",\"totalRecordsToUpload\":%u", p->records);
     } else if (strcmp(p->state, "Ended") == 0 && strcmp(p->phase, "Download") == 0) {
@@ -620,6 +632,12 @@ s_on_job_done(orch_t *self, actor_t *a, const es_job_done_t *d)
         }
         if (replays && YAJL_IS_INTEGER(replays))
             s->replays += (uint32_t)YAJL_GET_INTEGER(replays);
+        const char *dp[] = {"reconciledDeletes", NULL};
+        yajl_val deletes = root ? yajl_tree_get(root, dp, yajl_t_number) : NULL;
+        if (deletes && YAJL_IS_INTEGER(deletes) && o->kind == SOBJ_RECONCILE) {
+            o->records = (uint64_t)YAJL_GET_INTEGER(deletes);
+            s->reconciled += o->records;
+        }
         if (errs && errs->u.array.len) {
             if (s->errors.len)
                 es_buf_putc(&s->errors, ',');
@@ -685,7 +703,8 @@ s_fail(orch_t *self, const client_t *c, int32_t code, const char *message, const
 //  parse) to norm and return the sync type. -1 with *code and err on invalid options.
 static int
 s_check_options(session_t *s, const es_meta_t *meta, const char *object, const char *options,
-                es_buf_t *norm, es_sync_type_t *type, int32_t *code, es_err_t *err)
+                es_buf_t *norm, es_sync_type_t *type, bool *reconcile, int32_t *code,
+                es_err_t *err)
 {
     const char **names = es_malloc((meta->nobjects + 1) * sizeof *names);
     size_t n = 0;
@@ -707,6 +726,7 @@ s_check_options(session_t *s, const es_meta_t *meta, const char *object, const c
     s->get_stats = s->get_stats || o.get_sync_stats;
     snprintf(s->sync_type, sizeof s->sync_type, "%s", es_syncopts_type_name(o.sync_type));
     *type = o.sync_type;
+    *reconcile = o.reconcile;
     for (size_t i = 0; i < o.nwarnings; i++) {
         if (s->warnings.len)
             es_buf_putc(&s->warnings, ',');
@@ -828,8 +848,9 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
         es_buf_putc(&norm, ':');
         int32_t code = 0;
         es_sync_type_t type;
-        if (s_check_options(s, meta, obj ? req->object : NULL, sopts, &norm, &type, &code,
-                            &err)) {
+        bool reconcile;
+        if (s_check_options(s, meta, obj ? req->object : NULL, sopts, &norm, &type, &reconcile,
+                            &code, &err)) {
             s_fail(self, c, code, err.what, key, name);
             es_meta_destroy(&meta);
             goto done_names;
@@ -844,6 +865,9 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
             orch_session_add_object(s, svc_name, meta->objects[i].name);
             if (type == ES_SYNC_UPLOAD_ONLY)
                 s->objs[s->nobjs - 1].state = SOBJ_SKIPPED;
+            //  Key-set reconciliation after each object's download (D6).
+            else if (reconcile)
+                orch_session_add_reconcile(s, svc_name, meta->objects[i].name);
         }
         es_meta_destroy(&meta);
     }

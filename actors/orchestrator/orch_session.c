@@ -73,9 +73,25 @@ orch_session_add_upload(session_t *self, const char *service, const char *object
     self->objs[self->nobjs - 1].kind = SOBJ_UPLOAD;
 }
 
+void
+orch_session_add_reconcile(session_t *self, const char *service, const char *object)
+{
+    orch_session_add_object(self, service, object);
+    self->objs[self->nobjs - 1].kind = SOBJ_RECONCILE;
+}
+
 bool
 orch_session_blocked(const session_t *self, const sobj_t *o)
 {
+    if (o->kind == SOBJ_RECONCILE) {
+        for (size_t i = 0; i < self->nobjs; i++) {
+            const sobj_t *d = &self->objs[i];
+            if (d->kind == SOBJ_DOWNLOAD && strcmp(d->service, o->service) == 0 &&
+                strcmp(d->name, o->name) == 0 && d->state != SOBJ_DONE)
+                return true;
+        }
+        return false;
+    }
     if (o->kind != SOBJ_DOWNLOAD)
         return false;
     //  Upload precedes download for the same objects (SPEC 3.1).
@@ -143,8 +159,9 @@ orch_session_to_json(const session_t *self, es_buf_t *out)
     s_str(out, "syncType", self->sync_type);
     es_buf_putc(out, ',');
     s_str(out, "options", self->options);
-    es_buf_printf(out, ",\"uploaded\":%llu,\"replays\":%u", (unsigned long long)self->uploaded,
-                  self->replays);
+    es_buf_printf(out, ",\"uploaded\":%llu,\"replays\":%u,\"reconciled\":%llu",
+                  (unsigned long long)self->uploaded, self->replays,
+                  (unsigned long long)self->reconciled);
     es_buf_printf(out, ",\"getStats\":%s,\"startTime\":%lld,\"downloaded\":%llu,\"code\":%d",
                   self->get_stats ? "true" : "false", (long long)self->start_epoch_ms,
                   (unsigned long long)self->downloaded, self->code);
@@ -163,6 +180,8 @@ orch_session_to_json(const session_t *self, es_buf_t *out)
         s_str(out, "name", o->name);
         if (o->kind == SOBJ_UPLOAD)
             es_buf_puts(out, ",\"kind\":\"upload\"");
+        else if (o->kind == SOBJ_RECONCILE)
+            es_buf_puts(out, ",\"kind\":\"reconcile\"");
         es_buf_printf(out, ",\"state\":\"%s\",\"batches\":%u,\"records\":%llu,\"attempts\":%u",
                       states[o->state], o->batches, (unsigned long long)o->records, o->attempts);
         if (o->code) {
@@ -235,7 +254,10 @@ s_object_from_json(session_t *self, yajl_val o)
     orch_session_add_object(self, osvc, oname);
     sobj_t *so = &self->objs[self->nobjs - 1];
     const char *okind = s_get_str(o, "kind");
-    so->kind = okind && strcmp(okind, "upload") == 0 ? SOBJ_UPLOAD : SOBJ_DOWNLOAD;
+    so->kind = !okind                            ? SOBJ_DOWNLOAD
+               : strcmp(okind, "upload") == 0    ? SOBJ_UPLOAD
+               : strcmp(okind, "reconcile") == 0 ? SOBJ_RECONCILE
+                                                 : SOBJ_DOWNLOAD;
     //  A running object's actor died with the daemon: dispatch it again.
     so->state = state == SOBJ_RUNNING ? SOBJ_PENDING : (sobj_state_t)state;
     so->batches = (uint32_t)s_get_int(o, "batches");
@@ -284,6 +306,7 @@ orch_session_from_json(const char *json, size_t len)
     self->downloaded = (uint64_t)s_get_int(root, "downloaded");
     self->uploaded = (uint64_t)s_get_int(root, "uploaded");
     self->replays = (uint32_t)s_get_int(root, "replays");
+    self->reconciled = (uint64_t)s_get_int(root, "reconciled");
     self->code = (int32_t)s_get_int(root, "code");
     const char *what = s_get_str(root, "what");
     if (what)
@@ -420,17 +443,20 @@ s_result(const session_t *self, const char *level, const char *name, const char 
          int32_t code, const char *what, es_buf_t *out)
 {
     bool obj = strcmp(level, "object") == 0;
-    uint64_t downloaded = 0, uploaded = 0;
+    uint64_t downloaded = 0, uploaded = 0, reconciled = 0;
     for (size_t i = 0; i < self->nobjs; i++)
         if (!service || strcmp(self->objs[i].service, service) == 0) {
             if (self->objs[i].kind == SOBJ_UPLOAD)
                 uploaded += self->objs[i].records;
+            else if (self->objs[i].kind == SOBJ_RECONCILE)
+                reconciled += self->objs[i].records;
             else
                 downloaded += self->objs[i].records;
         }
     if (!service) {
         downloaded = self->downloaded;
         uploaded = self->uploaded;
+        reconciled = self->reconciled;
     }
     if (code == 0) {
         es_buf_puts(out, "{\"status\":0,");
@@ -458,8 +484,8 @@ s_result(const session_t *self, const char *level, const char *name, const char 
         s_filter_entries(&self->batches, service, "Upload", out);
         es_buf_puts(out, "],\"downloadStats\":[");
         s_filter_entries(&self->batches, service, "Download", out);
-        es_buf_printf(out, "],\"reconciledDeletes\":0,\"uploadCacheReplays\":%u%s}",
-                      self->replays,
+        es_buf_printf(out, "],\"reconciledDeletes\":%llu,\"uploadCacheReplays\":%u%s}",
+                      (unsigned long long)reconciled, self->replays,
                       self->nkept < self->nbatches ? ",\"downloadStatsTruncated\":true" : "");
     }
     es_buf_t errs, uerrs;

@@ -10,10 +10,11 @@
 
 typedef enum { SOBJ_PENDING = 0, SOBJ_RUNNING, SOBJ_DONE, SOBJ_FAILED, SOBJ_SKIPPED } sobj_state_t;
 
-typedef enum { SOBJ_DOWNLOAD = 0, SOBJ_UPLOAD = 1 } sobj_kind_t;
+typedef enum { SOBJ_DOWNLOAD = 0, SOBJ_UPLOAD = 1, SOBJ_RECONCILE = 2 } sobj_kind_t;
 
-//  One job of the plan: the download of an object, or the upload of a service's changes (name
-//  is then the object of an object-level sync, or "" for every object of the service).
+//  One job of the plan: the download of an object, the upload of a service's changes (name is
+//  then the object of an object-level sync, or "" for every object of the service), or the
+//  key-set reconciliation of an object after its download (D6).
 typedef struct {
     sobj_kind_t kind;              //  download or upload
     char service[ES_NAME_MAX + 1]; //  object service
@@ -50,6 +51,7 @@ typedef struct session {
     uint64_t downloaded;           //  total records downloaded
     uint64_t uploaded;             //  total records uploaded (accepted by the server)
     uint32_t replays;              //  upload cache replays
+    uint64_t reconciled;           //  local rows removed by reconciliation
     es_buf_t uerrors;              //  syncErrors.upload entries
     int32_t code;                  //  first failure code, 0 if none
     char *what;                    //  its message
@@ -69,7 +71,10 @@ void orch_session_destroy(session_t **self_p);
 void orch_session_add_object(session_t *self, const char *service, const char *name);
 //  Add the upload job of service (object: "" or the one object), before its downloads.
 void orch_session_add_upload(session_t *self, const char *service, const char *object);
-//  True if o must wait: a download whose service's upload has not ended.
+//  Add the reconciliation of an object, run after its download.
+void orch_session_add_reconcile(session_t *self, const char *service, const char *object);
+//  True if o must wait: a download whose service's upload has not ended, or a reconciliation
+//  whose object's download has not ended.
 bool orch_session_blocked(const session_t *self, const sobj_t *o);
 sobj_t *orch_session_object(session_t *self, const char *service, const char *name);
 //  True if the two sessions' entities overlap (same object, its service, or app level).

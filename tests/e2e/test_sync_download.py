@@ -66,7 +66,13 @@ try:
     loc = env.local_records(SVC, "Customer", json.dumps(upd["id"]))
     check(len(loc) == 1 and loc[0]["city"] == "Changed City", f"get by pk: {loc}")
 
-    # 3. Object level with a filter: a new filter has no delta, so a full (filtered) download.
+    # 3. Object level with a filter: a new filter has no delta, so a full (filtered) download;
+    #    then key-set reconciliation (D6) removes the local rows outside the filter, except a
+    #    row with a pending local change.
+    cheap = [p for p in env.server_records(SVC, "Product") if p["price"] <= 50]
+    rc, out, err = env.cli("partial-update", SVC, "Product", json.dumps(cheap[0]["sku"]),
+                           '{"stock":4242}')
+    check(rc == 0, f"local edit of a row outside the filter: {err}")
     rc, out, err = env.cli("sync", SVC, "Product", "--options",
                            '{"syncType":"downloadOnly","filter":"price gt 50",'
                            '"getSyncStats":true,"downloadBatchSize":"300"}', "--json")
@@ -74,10 +80,20 @@ try:
     res = json.loads(out) if out.strip() else {}
     check(res.get("name") == "Product", f"object result names the object: {out[:200]}")
     expect = [p for p in env.server_records(SVC, "Product") if p["price"] > 50]
-    check(res.get("syncStats", {}).get("totalDownloadedRecords") == len(expect),
-          f"filtered download {res.get('syncStats', {}).get('totalDownloadedRecords')} != {len(expect)}")
-    check(same_records(env.local_records(SVC, "Product"), env.server_records(SVC, "Product")),
-          "Product: still equal")
+    st = res.get("syncStats", {})
+    check(st.get("totalDownloadedRecords") == len(expect),
+          f"filtered download {st.get('totalDownloadedRecords')} != {len(expect)}")
+    check(st.get("reconciledDeletes") == len(cheap) - 1,
+          f"reconciledDeletes {st.get('reconciledDeletes')} == {len(cheap) - 1}")
+    events = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
+    rec = [(e["state"], e.get("reconciledDeletes")) for e in events if e["phase"] == "Reconcile"]
+    check(rec == [("Started", None), ("Ended", len(cheap) - 1)], f"Reconcile events: {rec}")
+    local = env.local_records(SVC, "Product")
+    check(same_records([p for p in local if p["sku"] != cheap[0]["sku"]], expect),
+          "Product: local == server's filtered view")
+    kept = [p for p in local if p["sku"] == cheap[0]["sku"]]
+    check(kept and kept[0]["stock"] == 4242, "the row with a pending change was kept")
+    env.cli("rollback", SVC, "Product", json.dumps(cheap[0]["sku"]))
     rc, out, err = env.cli("get", SVC, "Product", "--filter", "price gt 50")
     check(rc == 0 and len(json.loads(out)["records"]) == len(expect), "local filtered get")
 

@@ -36,6 +36,7 @@ static const tdef_t s_defs[] = {
     {ES_MSG_LOCAL, "LOCAL", "KSSTTT", {"op", "service", "object", "pk", "record", "options"}},
     {ES_MSG_DOWNLOAD, "DOWNLOAD", "SLSST", {"session", "job", "service", "object", "options"}},
     {ES_MSG_UPLOAD, "UPLOAD", "SLSST", {"session", "job", "service", "object", "options"}},
+    {ES_MSG_RECONCILE, "RECONCILE", "SLSST", {"session", "job", "service", "object", "options"}},
     {ES_MSG_PROGRESS,
      "PROGRESS",
      "SLKKSUULUUUUUB",
@@ -122,6 +123,13 @@ s_fill(es_msg_t *m, es_msg_type_t type)
         m->u.local.pk = s_slice("{\"id\":-3}");
         m->u.local.record = s_slice("{\"qty\":2}");
         m->u.local.options = s_slice("{\"trackChanges\":false}");
+        break;
+    case ES_MSG_RECONCILE:
+        strcpy(m->u.reconcile.session, "s-rc");
+        m->u.reconcile.job = 78;
+        strcpy(m->u.reconcile.service, "OrdersSvc");
+        strcpy(m->u.reconcile.object, "orders");
+        m->u.reconcile.options = s_slice("{\"filter\":{}}");
         break;
     case ES_MSG_UPLOAD:
         strcpy(m->u.upload.session, "s-up");
@@ -229,6 +237,13 @@ s_assert_equal(const es_msg_t *a, const es_msg_t *b)
         s_assert_slice(b->u.local.pk, a->u.local.pk.ptr);
         s_assert_slice(b->u.local.record, a->u.local.record.ptr);
         s_assert_slice(b->u.local.options, a->u.local.options.ptr);
+        break;
+    case ES_MSG_RECONCILE:
+        assert_string_equal(a->u.reconcile.session, b->u.reconcile.session);
+        assert_true(a->u.reconcile.job == b->u.reconcile.job);
+        assert_string_equal(a->u.reconcile.service, b->u.reconcile.service);
+        assert_string_equal(a->u.reconcile.object, b->u.reconcile.object);
+        s_assert_slice(b->u.reconcile.options, a->u.reconcile.options.ptr);
         break;
     case ES_MSG_UPLOAD:
         assert_string_equal(a->u.upload.session, b->u.upload.session);

@@ -1,0 +1,577 @@
+//  reconcile - key listing into a scratch table, then a sweep of the local rows.
+#include "actors/reconcile/reconcile.h"
+#include "common/es_config.h"
+#include "common/es_log.h"
+#include "common/es_mem.h"
+#include "protocol/es_dlparse.h"
+#include "protocol/es_key.h"
+#include "protocol/es_syncopts.h"
+#include "store/es_local.h"
+#include "store/es_store.h"
+#include "store/es_svc.h"
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PAGE_SIZE "1000" //  keys per listing request
+#define SWEEP_CHUNK 1000 //  local rows examined per transaction
+
+typedef struct {
+    bool active;                   //  a job is running
+    char session[ES_NAME_MAX + 1]; //  its session
+    uint64_t id;                   //  job id
+    char service[ES_NAME_MAX + 1]; //  object service
+    char object[ES_NAME_MAX + 1];  //  object
+    es_meta_t *meta;               //  service metadata
+    const es_meta_object_t *obj;   //  the object
+    char *url;                     //  listing URL with query string
+    es_buf_t body;                 //  request body of the next page
+    es_buf_t keys;                 //  keys of the page: [u32 length][key]...
+    es_buf_t scratch;              //  "rkeys:<object>": the backend's keys
+    es_dlparse_t *parser;          //  page parser
+    es_err_t parse_err;            //  why the parser stopped
+    bool in_flight;                //  a request is running
+    int64_t retry_at;              //  re-send at this time, 0 = not waiting
+    uint32_t attempt;              //  retries of this page
+    uint32_t pages;                //  pages listed
+    uint64_t listed;               //  keys listed
+    uint64_t deleted;              //  local rows removed
+    bool cancelled;                //  stop after the page in flight
+} job_t;
+
+struct reconcile {
+    es_actor_opts_t opts; //  argv
+    es_config_t *config;  //  settings
+    es_actor_t *actor;    //  runtime
+    es_store_t *store;    //  LMDB
+    es_http_t *http;      //  transfers
+    job_t job;            //  the current job
+    es_buf_t key;         //  scratch
+    uint32_t seed;        //  jitter
+    bool lost;            //  a JOB_DONE could not be sent: exit
+};
+
+static void
+s_progress(reconcile_t *self, const char *state, uint32_t records)
+{
+    job_t *j = &self->job;
+    es_msg_t m;
+    es_msg_init(&m, ES_MSG_PROGRESS, 0);
+    es_progress_t *p = &m.u.progress;
+    snprintf(p->session, sizeof p->session, "%s", j->session);
+    p->job = j->id;
+    snprintf(p->phase, sizeof p->phase, "Reconcile");
+    snprintf(p->state, sizeof p->state, "%s", state);
+    snprintf(p->object, sizeof p->object, "%s", j->object);
+    p->records = records;
+    p->batch = j->pages;
+    p->last = strcmp(state, "Ended") == 0;
+    es_err_t err;
+    if (es_actor_send(self->actor, &m, &err))
+        es_log_warn("progress: %s", err.what);
+}
+
+static void
+s_job_end(reconcile_t *self, int32_t code, const char *what)
+{
+    job_t *j = &self->job;
+    char result[96];
+    snprintf(result, sizeof result, "{\"reconciledDeletes\":%llu}",
+             (unsigned long long)j->deleted);
+    es_msg_t m;
+    es_msg_init(&m, ES_MSG_JOB_DONE, 0);
+    es_job_done_t *d = &m.u.job_done;
+    snprintf(d->session, sizeof d->session, "%s", j->session);
+    d->job = j->id;
+    d->code = code;
+    d->what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
+    d->result = (es_slice_t){result, strlen(result)};
+    es_err_t err;
+    if (es_actor_send(self->actor, &m, &err)) {
+        es_log_error("job done not sent (%s): exiting", err.what);
+        self->lost = true;
+    }
+    if (code && code != 2478)
+        es_log_warn("%s/%s: reconcile failed (%d): %s", j->service, j->object, code, what);
+    else
+        es_log_info("%s/%s: reconciled: %llu backend keys, %llu local rows removed", j->service,
+                    j->object, (unsigned long long)j->listed, (unsigned long long)j->deleted);
+    es_dlparse_destroy(&j->parser);
+    es_meta_destroy(&j->meta);
+    free(j->url);
+    es_buf_release(&j->body);
+    es_buf_release(&j->keys);
+    es_buf_release(&j->scratch);
+    memset(j, 0, sizeof *j);
+    es_actor_set_busy(self->actor, false);
+}
+
+//  --- listing -------------------------------------------------------------------------------
+
+static int
+s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err)
+{
+    reconcile_t *self = ctx;
+    job_t *j = &self->job;
+    if (r->object != j->obj)
+        return 0;
+    if (es_key_from_record(r->object, r->rec, r->rec_len, &self->key, err))
+        return -1;
+    uint32_t n = (uint32_t)self->key.len;
+    es_buf_append(&j->keys, &n, 4);
+    es_buf_append(&j->keys, self->key.data, n);
+    return 0;
+}
+
+static int
+s_on_data(void *ctx, const char *data, size_t len, es_err_t *err)
+{
+    reconcile_t *self = ctx;
+    job_t *j = &self->job;
+    if (es_dlparse_feed(j->parser, data, len, &j->parse_err)) {
+        *err = j->parse_err;
+        return -1;
+    }
+    return 0;
+}
+
+static void s_on_done(void *ctx, const es_http_result_t *r);
+static const es_dlparse_cb_t s_parse_cb = {s_on_record, NULL};
+static const es_http_cb_t s_http_cb = {s_on_data, s_on_done};
+
+static void
+s_send(reconcile_t *self)
+{
+    job_t *j = &self->job;
+    j->retry_at = 0;
+    es_buf_reset(&j->keys);
+    es_dlparse_destroy(&j->parser);
+    j->parser = es_dlparse_new(j->meta, j->obj, &s_parse_cb, self);
+    const char *prefix = es_config_str(self->config, "header_prefix");
+    const char *token = es_config_str(self->config, "auth_token");
+    char *h[4];
+    size_t nh = 0;
+    h[nh++] = es_strdup("X-Http-Method-Override: GET");
+    h[nh++] = es_strdup("Content-Type: application/json");
+    h[nh++] = es_sprintf("%sAPI-Version: %s", prefix, j->meta->version);
+    if (*token)
+        h[nh++] = es_sprintf("%sAuthorization: %s", prefix, token);
+    es_err_t err;
+    int rc = es_http_start(self->http, j->url, j->body.data, j->body.len, (const char *const *)h,
+                           nh, &s_http_cb, self, &err);
+    for (size_t i = 0; i < nh; i++)
+        free(h[i]);
+    if (rc) {
+        s_job_end(self, 2030, err.what);
+        return;
+    }
+    j->in_flight = true;
+}
+
+static int
+s_store_keys_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    job_t *j = ctx;
+    const char *p = j->keys.data, *end = p + j->keys.len;
+    while (p < end) {
+        uint32_t n;
+        memcpy(&n, p, 4);
+        p += 4;
+        if (es_txn_put(txn, j->scratch.data, p, n, "", 0, err))
+            return -1;
+        p += n;
+    }
+    return 0;
+}
+
+static int
+s_clear_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    job_t *j = ctx;
+    return es_txn_clear(txn, j->scratch.data, err);
+}
+
+//  --- sweep ---------------------------------------------------------------------------------
+
+typedef struct {
+    reconcile_t *self;
+    es_txn_t *txn;
+    es_buf_t *from;      //  last key examined (exclusive start), updated
+    es_buf_t *doomed;    //  keys to delete: [u32 length][key]...
+    size_t examined;     //  rows looked at in this chunk
+    bool more;           //  stopped at the chunk size
+} sweep_t;
+
+static int
+s_sweep_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    (void)val, (void)vlen;
+    sweep_t *w = ctx;
+    job_t *j = &w->self->job;
+    if (w->from->len && w->from->len == klen && memcmp(w->from->data, key, klen) == 0)
+        return 0;
+    if (w->examined >= SWEEP_CHUNK) {
+        w->more = true;
+        return 1;
+    }
+    w->examined++;
+    es_buf_reset(w->from);
+    es_buf_append(w->from, key, klen);
+    const void *v;
+    size_t vl;
+    int on_server = es_txn_get(w->txn, j->scratch.data, key, klen, &v, &vl, err);
+    if (on_server < 0)
+        return -1;
+    if (on_server)
+        return 0;
+    int local = es_local_has_local_state(w->txn, j->object, key, klen, err);
+    if (local < 0)
+        return -1;
+    if (local)
+        return 0; //  never rows with pending changes (D6)
+    uint32_t n = (uint32_t)klen;
+    es_buf_append(w->doomed, &n, 4);
+    es_buf_append(w->doomed, key, klen);
+    return 0;
+}
+
+typedef struct {
+    job_t *job;
+    const es_buf_t *doomed;
+    uint64_t deleted;
+} delete_t;
+
+static int
+s_delete_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    delete_t *d = ctx;
+    job_t *j = d->job;
+    d->deleted = 0;
+    es_buf_t table;
+    es_buf_init(&table);
+    es_store_table(&table, "main", j->object);
+    const char *p = d->doomed->data, *end = p + d->doomed->len;
+    int rc = 0;
+    while (p < end && rc == 0) {
+        uint32_t n;
+        memcpy(&n, p, 4);
+        p += 4;
+        //  A local edit may have arrived since the read: check again inside the write.
+        int local = es_local_has_local_state(txn, j->object, p, n, err);
+        if (local < 0)
+            rc = -1;
+        else if (!local) {
+            int del = es_txn_del(txn, table.data, p, n, err);
+            if (del < 0)
+                rc = -1;
+            d->deleted += (uint64_t)del;
+        }
+        p += n;
+    }
+    es_buf_release(&table);
+    return rc;
+}
+
+//  Remove local rows the backend does not have, a chunk per transaction.
+static int
+s_sweep(reconcile_t *self, es_err_t *err)
+{
+    job_t *j = &self->job;
+    es_buf_t from, doomed, table;
+    es_buf_init(&from);
+    es_buf_init(&doomed);
+    es_buf_init(&table);
+    es_store_table(&table, "main", j->object);
+    int rc = 0;
+    for (bool more = true; more && rc == 0;) {
+        es_buf_reset(&doomed);
+        es_txn_t *txn = es_store_begin(self->store, false, err);
+        if (!txn) {
+            rc = -1;
+            break;
+        }
+        sweep_t w = {self, txn, &from, &doomed, 0, false};
+        rc = es_txn_iter(txn, table.data, from.len ? from.data : NULL, from.len, s_sweep_row, &w,
+                         err);
+        es_txn_abort(&txn);
+        more = w.more;
+        if (rc == 0 && doomed.len) {
+            delete_t d = {j, &doomed, 0};
+            rc = es_store_write(self->store, s_delete_fn, &d, err);
+            j->deleted += d.deleted;
+        }
+        es_actor_beat(self->actor);
+    }
+    es_buf_release(&from);
+    es_buf_release(&doomed);
+    es_buf_release(&table);
+    return rc;
+}
+
+static void
+s_finish(reconcile_t *self)
+{
+    job_t *j = &self->job;
+    es_err_t err;
+    int rc = s_sweep(self, &err);
+    es_err_t cerr;
+    if (es_store_write(self->store, s_clear_fn, j, &cerr))
+        es_log_warn("%s: scratch keys not cleared: %s", j->object, cerr.what);
+    if (rc) {
+        s_job_end(self, 2000, err.what);
+        return;
+    }
+    s_progress(self, "Ended", (uint32_t)j->deleted);
+    s_job_end(self, 0, NULL);
+}
+
+static void
+s_on_done(void *ctx, const es_http_result_t *r)
+{
+    reconcile_t *self = ctx;
+    job_t *j = &self->job;
+    j->in_flight = false;
+    char what[ES_ERR_WHAT_MAX + 300];
+    bool ok_http = !r->data_failed && r->curl_code == CURLE_OK && r->status == 200;
+    bool parsed = ok_http && es_dlparse_finish(j->parser, &j->parse_err) == 0;
+    if (!parsed) {
+        if (ok_http)
+            snprintf(what, sizeof what, "%s: %s", j->url, j->parse_err.what);
+        else if (r->curl_code != CURLE_OK || r->data_failed)
+            snprintf(what, sizeof what, "%s", r->err.what);
+        else
+            snprintf(what, sizeof what, "%s: HTTP %ld%s%.200s", j->url, r->status,
+                     r->excerpt[0] ? ": " : "", r->excerpt);
+        bool transient = ok_http || r->curl_code != CURLE_OK ||
+                         (r->data_failed && r->err.code == ES_EPROTO) || r->status == 429 ||
+                         r->status >= 500;
+        //  Listing is read-only: retrying is always safe.
+        if (transient && !j->cancelled &&
+            j->attempt < es_config_int(self->config, "retry.max_attempts")) {
+            int64_t d = es_http_retry_delay_ms(j->attempt,
+                                               es_config_int(self->config, "retry.base_ms"),
+                                               es_config_int(self->config, "retry.max_ms"),
+                                               r->retry_after_s, &self->seed);
+            j->attempt++;
+            j->retry_at = es_now_ms() + d;
+            es_log_warn("%s/%s: key listing: %s; retry %u in %lld ms", j->service, j->object,
+                        what, j->attempt, (long long)d);
+            return;
+        }
+        int code = es_http_vmx_code(r);
+        s_job_end(self, ok_http ? 2037 : code ? code : 2474, what);
+        return;
+    }
+    if (es_dlparse_has_opstatus(j->parser) && es_dlparse_opstatus(j->parser) != 0) {
+        snprintf(what, sizeof what, "Server responded with error opstatus %lld: %s",
+                 (long long)es_dlparse_opstatus(j->parser), es_dlparse_errmsg(j->parser));
+        s_job_end(self, 2038, what);
+        return;
+    }
+    es_err_t err;
+    es_actor_beat(self->actor);
+    if (es_store_write(self->store, s_store_keys_fn, j, &err)) {
+        s_job_end(self, 2000, err.what);
+        return;
+    }
+    j->pages++;
+    j->listed += es_dlparse_count(j->parser);
+    j->attempt = 0;
+    const char *dctx = es_dlparse_delta_context(j->parser);
+    bool more = es_dlparse_has_more(j->parser);
+    if (j->cancelled) {
+        s_job_end(self, 2478, "Syncing operation has been cancelled");
+        return;
+    }
+    if (more) {
+        if (!dctx || (es_dlparse_count(j->parser) == 0 && strstr(j->body.data, dctx))) {
+            snprintf(what, sizeof what, "%s: key listing does not advance", j->url);
+            s_job_end(self, 2474, what);
+            return;
+        }
+        es_buf_reset(&j->body);
+        es_buf_printf(&j->body, "{\"delta_context\":%s}", dctx);
+        s_send(self);
+        return;
+    }
+    s_finish(self);
+}
+
+//  --- jobs ----------------------------------------------------------------------------------
+
+static void
+s_start_job(reconcile_t *self, const es_reconcile_t *q)
+{
+    job_t *j = &self->job;
+    es_err_t err;
+    if (j->active) {
+        es_msg_t m;
+        es_msg_init(&m, ES_MSG_JOB_DONE, 0);
+        snprintf(m.u.job_done.session, sizeof m.u.job_done.session, "%s", q->session);
+        m.u.job_done.job = q->job;
+        m.u.job_done.code = 2460;
+        static const char busy[] = "reconcile actor busy with another job";
+        m.u.job_done.what = (es_slice_t){busy, sizeof busy - 1};
+        if (es_actor_send(self->actor, &m, &err))
+            self->lost = true;
+        return;
+    }
+    memset(j, 0, sizeof *j);
+    j->active = true;
+    es_actor_set_busy(self->actor, true);
+    snprintf(j->session, sizeof j->session, "%s", q->session);
+    j->id = q->job;
+    snprintf(j->service, sizeof j->service, "%s", q->service);
+    snprintf(j->object, sizeof j->object, "%s", q->object);
+    es_buf_init(&j->body);
+    es_buf_init(&j->keys);
+    es_buf_init(&j->scratch);
+    es_store_table(&j->scratch, "rkeys", j->object);
+    char *base = es_svc_url(self->store, q->service, &err);
+    j->meta = base ? es_svc_meta(self->store, q->service, &err) : NULL;
+    j->obj = j->meta ? es_meta_object(j->meta, q->object) : NULL;
+    if (!j->obj) {
+        if (j->meta)
+            es_err_set(&err, ES_ENOTFOUND, "object '%s' is not in service '%s'", q->object,
+                       q->service);
+        free(base);
+        s_job_end(self, 2474, err.what);
+        return;
+    }
+    const char **names = es_malloc(j->meta->nobjects * sizeof *names);
+    for (size_t i = 0; i < j->meta->nobjects; i++)
+        names[i] = j->meta->objects[i].name;
+    es_syncopts_t o;
+    int vmx = 0;
+    int rc = es_syncopts_parse(&o, q->options.ptr, q->options.len, ES_SYNCOPTS_SERVICE,
+                               (const char *const *)names, j->meta->nobjects, &err, &vmx);
+    free(names);
+    if (rc) {
+        free(base);
+        s_job_end(self, vmx ? vmx : 2304, err.what);
+        return;
+    }
+    //  Same filter and query params as the download, $select of the key columns (D6).
+    es_buf_t url, sel;
+    es_buf_init(&url);
+    es_buf_init(&sel);
+    es_buf_printf(&url, "%s/objects/", base);
+    es_http_url_escape(&url, j->object);
+    free(base);
+    bool first = true;
+    for (size_t i = 0; i < o.ndownload_params; i++)
+        es_http_query_add(&url, &first, o.download_params[i].key, o.download_params[i].value);
+    for (size_t i = 0; i < o.nfilters; i++)
+        if (strcmp(o.filters[i].key, j->object) == 0)
+            es_http_query_add(&url, &first, "$filter", o.filters[i].value);
+    for (size_t i = 0; i < j->obj->nkey; i++) {
+        if (i)
+            es_buf_putc(&sel, ',');
+        es_buf_puts(&sel, j->obj->fields[j->obj->key[i]].name);
+    }
+    es_http_query_add(&url, &first, "$select", sel.data);
+    es_http_query_add(&url, &first, "$batchsize", PAGE_SIZE);
+    es_buf_release(&sel);
+    es_syncopts_release(&o);
+    j->url = es_buf_steal(&url);
+    es_buf_puts(&j->body, "{}");
+    if (es_store_write(self->store, s_clear_fn, j, &err)) {
+        s_job_end(self, 2000, err.what);
+        return;
+    }
+    s_progress(self, "Started", 0);
+    s_send(self);
+}
+
+static void
+s_on_msg(void *ctx, const es_msg_t *msg)
+{
+    reconcile_t *self = ctx;
+    if (msg->type == ES_MSG_RECONCILE)
+        s_start_job(self, &msg->u.reconcile);
+    else if (msg->type == ES_MSG_CANCEL && self->job.active &&
+             strcmp(msg->u.cancel.session, self->job.session) == 0) {
+        self->job.cancelled = true;
+        if (!self->job.in_flight)
+            s_job_end(self, 2478, "Syncing operation has been cancelled");
+    }
+}
+
+reconcile_t *
+reconcile_new(const es_actor_opts_t *opts, es_err_t *err)
+{
+    reconcile_t *self = es_calloc(1, sizeof *self);
+    self->opts = *opts;
+    self->seed = (uint32_t)getpid() ^ (uint32_t)es_now_ms();
+    es_buf_init(&self->key);
+    self->config = es_config_new();
+    if (opts->config[0] && es_config_load(self->config, opts->config, err))
+        goto fail;
+    es_log_set_level((es_log_level_t)es_log_level_parse(es_config_str(self->config, "log.level")));
+    es_store_opts_t sopts = {
+        .map_size = (size_t)es_config_int(self->config, "store.map_size_mb") << 20,
+        .map_max = (size_t)es_config_int(self->config, "store.map_max_mb") << 20,
+    };
+    self->store = es_store_new(opts->data_dir, &sopts, err);
+    if (!self->store)
+        goto fail;
+    es_http_opts_t hopts = {
+        .connect_timeout_ms = (long)es_config_int(self->config, "http.connect_timeout_ms"),
+        .timeout_ms = (long)es_config_int(self->config, "http.timeout_ms"),
+        .max_response = (size_t)es_config_int(self->config, "http.max_response_mb") << 20,
+    };
+    self->http = es_http_new(&hopts, err);
+    if (!self->http)
+        goto fail;
+    self->actor = es_actor_new("reconcile", opts,
+                               (int)es_config_int(self->config, "heartbeat.interval_ms"), err);
+    if (!self->actor)
+        goto fail;
+    return self;
+fail:
+    reconcile_destroy(&self);
+    return NULL;
+}
+
+void
+reconcile_destroy(reconcile_t **self_p)
+{
+    if (!*self_p)
+        return;
+    reconcile_t *self = *self_p;
+    job_t *j = &self->job;
+    es_dlparse_destroy(&j->parser);
+    es_meta_destroy(&j->meta);
+    free(j->url);
+    es_buf_release(&j->body);
+    es_buf_release(&j->keys);
+    es_buf_release(&j->scratch);
+    es_actor_destroy(&self->actor);
+    es_http_destroy(&self->http);
+    es_store_destroy(&self->store);
+    es_config_destroy(&self->config);
+    es_buf_release(&self->key);
+    free(self);
+    *self_p = NULL;
+}
+
+int
+reconcile_run(reconcile_t *self, es_err_t *err)
+{
+    while (!es_actor_terminated(self->actor)) {
+        if (self->lost)
+            return es_err_set(err, ES_ESYS, "lost contact with the orchestrator");
+        int timeout = 1000;
+        job_t *j = &self->job;
+        if (j->active && j->retry_at) {
+            int64_t left = j->retry_at - es_now_ms();
+            timeout = left < 0 ? 0 : (int)left;
+        }
+        if (es_actor_step(self->actor, self->http, timeout, s_on_msg, self, err))
+            return -1;
+        if (j->active && j->retry_at && es_now_ms() >= j->retry_at && !j->in_flight)
+            s_send(self);
+    }
+    es_http_abort_all(self->http);
+    return 0;
+}
