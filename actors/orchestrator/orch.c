@@ -504,7 +504,11 @@ s_on_actor_down(void *ctx, actor_t *actor, uint64_t job)
         return;
     //  The actor resumes from its last committed batch (D15); give up after repeated crashes.
     if (o->attempts >= 10) {
-        char *what = es_sprintf("download of %s crashed %u times", o->name, o->attempts);
+        char *what = es_sprintf("%s of %s%s%s crashed %u times without progress",
+                                o->kind == SOBJ_UPLOAD      ? "upload"
+                                : o->kind == SOBJ_RECONCILE ? "reconciliation"
+                                                            : "download",
+                                o->service, o->name[0] ? "/" : "", o->name, o->attempts);
         bool first = !s->code;
         orch_session_fail_object(s, o, 2460, what, strlen(what));
         free(what);
@@ -545,6 +549,12 @@ s_on_progress(orch_t *self, const es_progress_t *p)
         es_buf_json_str(&extra, o->name, strlen(o->name));
     }
     es_buf_printf(&extra, ",\"batchNumber\":%u", p->batch);
+    //  A committed step is progress: the crash-loop count starts again.
+    if (strcmp(p->state, "Ended") == 0 || o->kind == SOBJ_RECONCILE)
+        o->attempts = 0;
+    //  A reconciliation page is not one of the documented events (D9): count, don't publish.
+    if (strcmp(p->phase, "Reconcile") == 0 && strcmp(p->state, "InProgress") == 0)
+        return;
     if (strcmp(p->state, "Ended") == 0 && strcmp(p->phase, "Upload") == 0) {
         o->batches = p->batch;
         o->records += p->records;

@@ -4,6 +4,7 @@
 #include "common/es_log.h"
 #include "common/es_mem.h"
 #include "protocol/es_dlparse.h"
+#include "protocol/es_json.h"
 #include "protocol/es_key.h"
 #include "protocol/es_syncopts.h"
 #include "store/es_local.h"
@@ -12,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <yajl/yajl_tree.h>
 
-#define PAGE_SIZE "1000" //  keys per listing request
 #define SWEEP_CHUNK 1000 //  local rows examined per transaction
 
 typedef struct {
@@ -28,6 +29,7 @@ typedef struct {
     es_buf_t body;                 //  request body of the next page
     es_buf_t keys;                 //  keys of the page: [u32 length][key]...
     es_buf_t scratch;              //  "rkeys:<object>": the backend's keys
+    es_buf_t ctx_key;              //  "reconcile\n<object>" in ctx: where the listing stands
     es_dlparse_t *parser;          //  page parser
     es_err_t parse_err;            //  why the parser stopped
     bool in_flight;                //  a request is running
@@ -102,6 +104,7 @@ s_job_end(reconcile_t *self, int32_t code, const char *what)
     es_buf_release(&j->body);
     es_buf_release(&j->keys);
     es_buf_release(&j->scratch);
+    es_buf_release(&j->ctx_key);
     memset(j, 0, sizeof *j);
     es_actor_set_busy(self->actor, false);
 }
@@ -168,10 +171,18 @@ s_send(reconcile_t *self)
     j->in_flight = true;
 }
 
+typedef struct {
+    job_t *job;
+    const char *next_ctx; //  delta_context of the next page, NULL when the listing is complete
+} page_t;
+
+//  A page's keys and where the listing stands, in one transaction: a restarted job of the same
+//  session continues from there instead of listing again.
 static int
 s_store_keys_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 {
-    job_t *j = ctx;
+    page_t *pg = ctx;
+    job_t *j = pg->job;
     const char *p = j->keys.data, *end = p + j->keys.len;
     while (p < end) {
         uint32_t n;
@@ -181,14 +192,69 @@ s_store_keys_fn(es_txn_t *txn, void *ctx, es_err_t *err)
             return -1;
         p += n;
     }
-    return 0;
+    es_buf_t row;
+    es_buf_init(&row);
+    es_buf_puts(&row, "{\"session\":");
+    es_buf_json_str(&row, j->session, strlen(j->session));
+    es_buf_printf(&row, ",\"pages\":%u,\"listed\":%llu,\"next\":%s}", j->pages + 1,
+                  (unsigned long long)(j->listed + es_dlparse_count(j->parser)),
+                  pg->next_ctx ? pg->next_ctx : "null");
+    int rc = es_txn_put(txn, "ctx", j->ctx_key.data, j->ctx_key.len, row.data, row.len, err);
+    es_buf_release(&row);
+    return rc;
 }
 
 static int
 s_clear_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 {
     job_t *j = ctx;
+    if (es_txn_del(txn, "ctx", j->ctx_key.data, j->ctx_key.len, err) < 0)
+        return -1;
     return es_txn_clear(txn, j->scratch.data, err);
+}
+
+//  Resume state of this session's listing: 1 resumed (body set, or listing complete when
+//  *complete), 0 nothing to resume, -1 error.
+static int
+s_load_resume(reconcile_t *self, bool *complete, es_err_t *err)
+{
+    job_t *j = &self->job;
+    *complete = false;
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    if (!txn)
+        return -1;
+    const void *val;
+    size_t vlen;
+    int rc = es_txn_get(txn, "ctx", j->ctx_key.data, j->ctx_key.len, &val, &vlen, err);
+    char *text = rc == 1 ? es_strndup(val, vlen) : NULL;
+    es_txn_abort(&txn);
+    if (rc <= 0)
+        return rc;
+    yajl_val root = yajl_tree_parse(text, NULL, 0);
+    free(text);
+    const char *sp[] = {"session", NULL}, *np[] = {"next", NULL}, *pp[] = {"pages", NULL},
+               *lp[] = {"listed", NULL};
+    yajl_val sess = root ? yajl_tree_get(root, sp, yajl_t_string) : NULL;
+    int resumed = 0;
+    const char *stext = sess ? YAJL_GET_STRING(sess) : NULL;
+    if (stext && strcmp(stext, j->session) == 0) {
+        yajl_val next = yajl_tree_get(root, np, yajl_t_any);
+        yajl_val pages = yajl_tree_get(root, pp, yajl_t_number);
+        yajl_val listed = yajl_tree_get(root, lp, yajl_t_number);
+        j->pages = pages && YAJL_IS_INTEGER(pages) ? (uint32_t)YAJL_GET_INTEGER(pages) : 0;
+        j->listed = listed && YAJL_IS_INTEGER(listed) ? (uint64_t)YAJL_GET_INTEGER(listed) : 0;
+        es_buf_reset(&j->body);
+        if (next && YAJL_IS_OBJECT(next)) {
+            es_buf_puts(&j->body, "{\"delta_context\":");
+            es_json_write(&j->body, next);
+            es_buf_putc(&j->body, '}');
+        } else {
+            *complete = true;
+        }
+        resumed = 1;
+    }
+    yajl_tree_free(root);
+    return resumed;
 }
 
 //  --- sweep ---------------------------------------------------------------------------------
@@ -370,15 +436,17 @@ s_on_done(void *ctx, const es_http_result_t *r)
     }
     es_err_t err;
     es_actor_beat(self->actor);
-    if (es_store_write(self->store, s_store_keys_fn, j, &err)) {
+    const char *dctx = es_dlparse_delta_context(j->parser);
+    bool more = es_dlparse_has_more(j->parser);
+    page_t pg = {j, more ? dctx : NULL};
+    if (es_store_write(self->store, s_store_keys_fn, &pg, &err)) {
         s_job_end(self, 2000, err.what);
         return;
     }
     j->pages++;
     j->listed += es_dlparse_count(j->parser);
     j->attempt = 0;
-    const char *dctx = es_dlparse_delta_context(j->parser);
-    bool more = es_dlparse_has_more(j->parser);
+    s_progress(self, "InProgress", (uint32_t)es_dlparse_count(j->parser));
     if (j->cancelled) {
         s_job_end(self, 2478, "Syncing operation has been cancelled");
         return;
@@ -426,7 +494,9 @@ s_start_job(reconcile_t *self, const es_reconcile_t *q)
     es_buf_init(&j->body);
     es_buf_init(&j->keys);
     es_buf_init(&j->scratch);
+    es_buf_init(&j->ctx_key);
     es_store_table(&j->scratch, "rkeys", j->object);
+    es_buf_printf(&j->ctx_key, "reconcile\n%s", j->object);
     char *base = es_svc_url(self->store, q->service, &err);
     j->meta = base ? es_svc_meta(self->store, q->service, &err) : NULL;
     j->obj = j->meta ? es_meta_object(j->meta, q->object) : NULL;
@@ -470,16 +540,34 @@ s_start_job(reconcile_t *self, const es_reconcile_t *q)
         es_buf_puts(&sel, j->obj->fields[j->obj->key[i]].name);
     }
     es_http_query_add(&url, &first, "$select", sel.data);
-    es_http_query_add(&url, &first, "$batchsize", PAGE_SIZE);
+    char page[24];
+    snprintf(page, sizeof page, "%lld",
+             (long long)es_config_int(self->config, "reconcile.page_size"));
+    es_http_query_add(&url, &first, "$batchsize", page);
     es_buf_release(&sel);
     es_syncopts_release(&o);
     j->url = es_buf_steal(&url);
-    es_buf_puts(&j->body, "{}");
-    if (es_store_write(self->store, s_clear_fn, j, &err)) {
+    bool complete = false;
+    int resumed = s_load_resume(self, &complete, &err);
+    if (resumed < 0) {
         s_job_end(self, 2000, err.what);
         return;
     }
-    s_progress(self, "Started", 0);
+    if (resumed) {
+        es_log_info("%s/%s: reconciliation resumes after %u pages", j->service, j->object,
+                    j->pages);
+        if (complete) {
+            s_finish(self);
+            return;
+        }
+    } else {
+        es_buf_puts(&j->body, "{}");
+        if (es_store_write(self->store, s_clear_fn, j, &err)) {
+            s_job_end(self, 2000, err.what);
+            return;
+        }
+        s_progress(self, "Started", 0);
+    }
     s_send(self);
 }
 
@@ -546,6 +634,7 @@ reconcile_destroy(reconcile_t **self_p)
     es_buf_release(&j->body);
     es_buf_release(&j->keys);
     es_buf_release(&j->scratch);
+    es_buf_release(&j->ctx_key);
     es_actor_destroy(&self->actor);
     es_http_destroy(&self->http);
     es_store_destroy(&self->store);

@@ -172,8 +172,13 @@ class Sync:
                                   + list(args) + ["--json"], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         self.events = []
+        self.out = []
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
+        # stdout too: a big result must not block the CLI on a full pipe.
+        self.t_out = threading.Thread(target=lambda: self.out.append(self.p.stdout.read()),
+                                      daemon=True)
+        self.t_out.start()
 
     def _read(self):
         for line in self.p.stderr:
@@ -192,9 +197,10 @@ class Sync:
         return False
 
     def result(self, timeout=300):
-        out, _ = self.p.communicate(timeout=timeout)
+        self.p.wait(timeout=timeout)
         self.t.join(timeout=5)
-        return self.p.returncode, out
+        self.t_out.join(timeout=5)
+        return self.p.returncode, "".join(self.out)
 
 
 def actors(env):
