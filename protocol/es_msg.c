@@ -565,7 +565,7 @@ es_msg_decode(es_msg_t *msg, const void *data, size_t len, es_err_t *err)
         return s_truncated(err, &r, start);
     if (v.kind != V_ARRAY || v.len != 4)
         return es_err_set(err, ES_EPROTO, "message: expected an array of 4");
-    uint64_t version, type, request_id;
+    uint64_t version = 0, type = 0, request_id = 0; //  set by s_read_uint (Release -O2 cannot tell)
     if (s_read_uint(&r, start, "version", &version, err))
         return -1;
     if (version != ES_MSG_VERSION)

@@ -269,11 +269,12 @@ int
 srv_data_put(srv_data_t *self, es_txn_t *txn, size_t obj, const void *key, size_t klen,
              const void *rec, size_t len, bool deleted, char cs[SRV_CS_MAX + 1], es_err_t *err)
 {
-    uint64_t seq;
+    uint64_t seq = 0;
     if (srv_data_max_seq(self, txn, &seq, err))
         return -1;
     seq++;
     srv_row_t old;
+    memset(&old, 0, sizeof old); //  filled when rc == 1; Release -O2 cannot tell
     int rc = srv_data_get(self, txn, obj, key, klen, &old, err);
     if (rc < 0)
         return -1;

@@ -376,7 +376,7 @@ static void
 s_download_object(srv_t *srv, int obj, const srv_query_t *q, yajl_val root, srv_resp_t *resp)
 {
     es_err_t err;
-    size_t limit;
+    size_t limit = 0;
     const es_meta_t *meta = srv_data_meta(srv->data);
     s_dl_t d = {.obj = (size_t)obj, .mo = &meta->objects[obj]};
     es_buf_init(&d.from_key);
@@ -446,7 +446,7 @@ static void
 s_download_service(srv_t *srv, const srv_query_t *q, yajl_val root, srv_resp_t *resp)
 {
     es_err_t err;
-    size_t limit;
+    size_t limit = 0;
     const es_meta_t *meta = srv_data_meta(srv->data);
     size_t nobj = meta->nobjects;
     s_dl_t *ds = es_calloc(nobj, sizeof *ds);

@@ -160,7 +160,7 @@ s_parse_rule(yajl_val r, size_t idx, s_rule_t *rule, es_err_t *err)
     if (rule->kind == SRV_F_NONE)
         return es_err_set(err, ES_EINVAL, "rules[%zu].kind: unknown fault kind '%.40s'", idx,
                           YAJL_GET_STRING(kind));
-    int64_t v;
+    int64_t v = 0;
     rule->ms = rule->kind == SRV_F_HANG ? 60000 : rule->kind == SRV_F_APPLY_DELAY ? 1000 : 100;
     int rc = s_int(r, "ms", idx, 0, 600000, &v, err);
     if (rc < 0)

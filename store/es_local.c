@@ -1302,7 +1302,7 @@ int
 es_local_last_rsn(es_txn_t *txn, const char *service, uint64_t *rsn, es_err_t *err)
 {
     assert(txn && service && rsn);
-    uint64_t next;
+    uint64_t next = 1;
     if (s_next_rsn(txn, service, &next, err))
         return -1;
     *rsn = next - 1;

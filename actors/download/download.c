@@ -106,8 +106,9 @@ s_job_end(download_t *self, int32_t code, const char *what)
     job_t *j = &self->job;
     es_buf_t result;
     es_buf_init(&result);
-    if (j->errors.len)
-        es_buf_printf(&result, "{\"syncErrors\":[%s]}", j->errors.data);
+    //  records: every record this session committed for the object (also before a restart).
+    es_buf_printf(&result, "{\"records\":%llu,\"syncErrors\":[%s]}",
+                  (unsigned long long)j->records, j->errors.data ? j->errors.data : "");
     es_msg_t m;
     es_msg_init(&m, ES_MSG_JOB_DONE, 0);
     es_job_done_t *d = &m.u.job_done;

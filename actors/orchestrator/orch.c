@@ -167,47 +167,6 @@ s_services(orch_t *self, es_buf_t *out, size_t *n, es_err_t *err)
     return rc;
 }
 
-typedef struct {
-    const char *key;
-    const char *val;
-    size_t vlen;
-} put_ctx_t;
-
-static int
-s_put_fn(es_txn_t *txn, void *ctx, es_err_t *err)
-{
-    put_ctx_t *p = ctx;
-    const char *table = p->key;
-    const char *key = table + strlen(table) + 1; //  "table\0key"
-    return es_txn_put(txn, table, key, strlen(key), p->val, p->vlen, err);
-}
-
-static int
-s_put(orch_t *self, const char *table, const char *key, const char *val, size_t vlen,
-      es_err_t *err)
-{
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s%c%s", table, '\0', key);
-    //  snprintf stops at the NUL: assemble by hand.
-    size_t tl = strlen(table), kl = strlen(key);
-    if (tl + kl + 2 > sizeof buf)
-        return es_err_set(err, ES_EINVAL, "store: key too long");
-    memcpy(buf, table, tl + 1);
-    memcpy(buf + tl + 1, key, kl + 1);
-    put_ctx_t p = {buf, val, vlen};
-    return es_store_write(self->store, s_put_fn, &p, err);
-}
-
-static void
-s_persist(orch_t *self, session_t *s)
-{
-    es_buf_reset(&self->scratch);
-    orch_session_to_json(s, &self->scratch);
-    es_err_t err;
-    if (s_put(self, "session", s->id, self->scratch.data, self->scratch.len, &err))
-        es_log_error("session %s: not persisted: %s", s->id, err.what);
-}
-
 //  Batch rows: "<session>/<seq as 8 hex digits>" -> downloadStats entry.
 static int
 s_batch_key(char *key, size_t size, const char *session, uint32_t seq)
@@ -218,7 +177,6 @@ s_batch_key(char *key, size_t size, const char *session, uint32_t seq)
 typedef struct {
     session_t *s;          //  the session
     const es_buf_t *state; //  its row
-    const es_buf_t *entry; //  a new batch row, or NULL
     bool finished;         //  drop its batch rows, index it among finished sessions
 } persist_t;
 
@@ -252,13 +210,20 @@ s_persist_fn(es_txn_t *txn, void *ctx, es_err_t *err)
     char key[ES_NAME_MAX + 16];
     if (es_txn_put(txn, "session", s->id, strlen(s->id), p->state->data, p->state->len, err))
         return -1;
-    if (p->entry) {
-        int n = s_batch_key(key, sizeof key, s->id, s->nbatches);
-        if (es_txn_put(txn, "sbatch", key, (size_t)n, p->entry->data, p->entry->len, err))
-            return -1;
-    }
-    if (!p->finished)
+    if (!p->finished) {
+        //  The batch rows collected since the last write.
+        const char *q = s->unsaved.data, *end = q + s->unsaved.len;
+        while (q < end) {
+            uint32_t seq, len;
+            memcpy(&seq, q, 4);
+            memcpy(&len, q + 4, 4);
+            int n = s_batch_key(key, sizeof key, s->id, seq);
+            if (es_txn_put(txn, "sbatch", key, (size_t)n, q + 8, len, err))
+                return -1;
+            q += 8 + len;
+        }
         return 0;
+    }
     //  The result holds the stats now: the batch rows go.
     for (uint32_t i = 1; i <= s->nbatches; i++) {
         int n = s_batch_key(key, sizeof key, s->id, i);
@@ -286,26 +251,57 @@ s_persist_fn(es_txn_t *txn, void *ctx, es_err_t *err)
     return 0;
 }
 
+//  Write the session's state (and its batch rows collected so far) in one transaction. The
+//  data's own resume point is the actors' ctx rows; this is progress and stats.
 static void
-s_persist_batch(orch_t *self, session_t *s, const es_buf_t *entry)
+s_persist_as(orch_t *self, session_t *s, bool finished)
 {
     es_buf_reset(&self->scratch);
     orch_session_to_json(s, &self->scratch);
-    persist_t p = {s, &self->scratch, entry, false};
+    persist_t p = {s, &self->scratch, finished};
     es_err_t err;
     if (es_store_write(self->store, s_persist_fn, &p, &err))
-        es_log_error("session %s: batch not persisted: %s", s->id, err.what);
+        es_log_error("session %s: not persisted: %s", s->id, err.what);
+    es_buf_reset(&s->unsaved);
+    s->dirty = false;
+    s->saved_ms = es_now_ms();
+}
+
+static void
+s_persist(orch_t *self, session_t *s)
+{
+    s_persist_as(self, s, false);
 }
 
 static void
 s_persist_final(orch_t *self, session_t *s)
 {
-    es_buf_reset(&self->scratch);
-    orch_session_to_json(s, &self->scratch);
-    persist_t p = {s, &self->scratch, NULL, true};
-    es_err_t err;
-    if (es_store_write(self->store, s_persist_fn, &p, &err))
-        es_log_error("session %s: result not persisted: %s", s->id, err.what);
+    s_persist_as(self, s, true);
+}
+
+//  Batches are frequent: their rows are written at most every SAVE_MS (a durable commit per
+//  batch would double the commits of a download); a crash loses at most that much of stats.
+#define SAVE_MS 250
+
+static void
+s_persist_batch(orch_t *self, session_t *s, const es_buf_t *entry)
+{
+    uint32_t seq = s->nbatches, len = (uint32_t)entry->len;
+    es_buf_append(&s->unsaved, &seq, 4);
+    es_buf_append(&s->unsaved, &len, 4);
+    es_buf_append(&s->unsaved, entry->data, entry->len);
+    s->dirty = true;
+    if (es_now_ms() - s->saved_ms >= SAVE_MS)
+        s_persist(self, s);
+}
+
+static void
+s_flush_sessions(orch_t *self, bool all)
+{
+    int64_t now = es_now_ms();
+    for (session_t *s = self->sessions; s; s = s->next)
+        if (s->dirty && (all || now - s->saved_ms >= SAVE_MS))
+            s_persist(self, s);
 }
 
 //  --- events and results -------------------------------------------------------------------
@@ -642,6 +638,14 @@ s_on_job_done(orch_t *self, actor_t *a, const es_job_done_t *d)
         }
         if (replays && YAJL_IS_INTEGER(replays))
             s->replays += (uint32_t)YAJL_GET_INTEGER(replays);
+        //  The actor's own count is exact even when progress messages died with a process.
+        const char *cp[] = {"records", NULL};
+        yajl_val count = root ? yajl_tree_get(root, cp, yajl_t_number) : NULL;
+        if (count && YAJL_IS_INTEGER(count) && o->kind == SOBJ_DOWNLOAD && d->code == 0) {
+            uint64_t n = (uint64_t)YAJL_GET_INTEGER(count);
+            s->downloaded = s->downloaded - o->records + n;
+            o->records = n;
+        }
         const char *dp[] = {"reconciledDeletes", NULL};
         yajl_val deletes = root ? yajl_tree_get(root, dp, yajl_t_number) : NULL;
         if (deletes && YAJL_IS_INTEGER(deletes) && o->kind == SOBJ_RECONCILE) {
@@ -1724,7 +1728,9 @@ orch_run(orch_t *self, es_err_t *err)
         s_on_work(self);
         s_on_cmd(self);
         es_http_perform(self->http);
+        s_flush_sessions(self, false);
     }
+    s_flush_sessions(self, true);
     orch_super_stop_all(self->super);
     //  Sessions stay "running" in the store: the next start resumes them.
     return 0;

@@ -34,6 +34,7 @@ orch_session_new(const char *id, const char *level, const char *service, const c
     es_buf_init(&self->batches);
     es_buf_init(&self->errors);
     es_buf_init(&self->uerrors);
+    es_buf_init(&self->unsaved);
     es_buf_init(&self->warnings);
     return self;
 }
@@ -49,6 +50,7 @@ orch_session_destroy(session_t **self_p)
     es_buf_release(&self->warnings);
     es_buf_release(&self->errors);
     es_buf_release(&self->uerrors);
+    es_buf_release(&self->unsaved);
     es_buf_release(&self->batches);
     free(self->objs);
     free(self->options);

@@ -57,6 +57,9 @@ typedef struct session {
     char *what;                    //  its message
     bool cancelled;                //  cancel requested
     bool done;                     //  result sent
+    es_buf_t unsaved;              //  batch rows not yet in the store: [u32 seq][u32 len][json]
+    bool dirty;                    //  state changed since the last write
+    int64_t saved_ms;              //  when it was last written
     char *result;                  //  final result JSON once done
     //  The client waiting for EVENT/RESULT messages (lost on a daemon restart).
     char route[256];
