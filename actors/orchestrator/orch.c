@@ -835,6 +835,7 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
                 es_buf_putc(&s->warnings, ',');
             es_buf_json_str(&s->warnings, appo.warnings[i], strlen(appo.warnings[i]));
         }
+        s->sequential = appo.sync_mode == ES_SYNC_MODE_SEQUENTIAL;
     }
     es_buf_putc(&norm, '{');
     for (size_t si = 0; si < k; si++) {

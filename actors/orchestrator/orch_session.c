@@ -85,6 +85,16 @@ orch_session_add_reconcile(session_t *self, const char *service, const char *obj
 bool
 orch_session_blocked(const session_t *self, const sobj_t *o)
 {
+    //  syncMode sequential: the next service starts when the previous one has ended (SPEC 2.3).
+    if (self->sequential)
+        for (size_t i = 0; i < self->nobjs; i++) {
+            const sobj_t *x = &self->objs[i];
+            if (x->state == SOBJ_PENDING || x->state == SOBJ_RUNNING) {
+                if (strcmp(x->service, o->service) != 0)
+                    return true;
+                break;
+            }
+        }
     if (o->kind == SOBJ_RECONCILE) {
         for (size_t i = 0; i < self->nobjs; i++) {
             const sobj_t *d = &self->objs[i];
@@ -164,6 +174,7 @@ orch_session_to_json(const session_t *self, es_buf_t *out)
     es_buf_printf(out, ",\"uploaded\":%llu,\"replays\":%u,\"reconciled\":%llu",
                   (unsigned long long)self->uploaded, self->replays,
                   (unsigned long long)self->reconciled);
+    es_buf_printf(out, ",\"sequential\":%s", self->sequential ? "true" : "false");
     es_buf_printf(out, ",\"getStats\":%s,\"startTime\":%lld,\"downloaded\":%llu,\"code\":%d",
                   self->get_stats ? "true" : "false", (long long)self->start_epoch_ms,
                   (unsigned long long)self->downloaded, self->code);
@@ -309,6 +320,8 @@ orch_session_from_json(const char *json, size_t len)
     self->uploaded = (uint64_t)s_get_int(root, "uploaded");
     self->replays = (uint32_t)s_get_int(root, "replays");
     self->reconciled = (uint64_t)s_get_int(root, "reconciled");
+    const char *sq_path[] = {"sequential", NULL};
+    self->sequential = YAJL_IS_TRUE(yajl_tree_get(root, sq_path, yajl_t_any));
     self->code = (int32_t)s_get_int(root, "code");
     const char *what = s_get_str(root, "what");
     if (what)

@@ -38,6 +38,7 @@ typedef struct session {
     char object[ES_NAME_MAX + 1];  //  entity object ("" unless object level)
     char sync_type[16];            //  fullSync | uploadOnly | downloadOnly
     bool get_stats;                //  syncStats wanted in the result
+    bool sequential;               //  app level, syncMode sequential: one service at a time
     char *options;                 //  syncOptions JSON as given
     int64_t start_epoch_ms;        //  wall clock start
     int64_t start_mono_ms;         //  monotonic start (elapsed time)

@@ -1353,6 +1353,51 @@ test_finish_app_truncated(void **state)
     orch_session_destroy(&s);
 }
 
+
+//  The plan's ordering rules: uploads before the downloads of their service, reconciliation
+//  after its object's download, and syncMode sequential one service after the other.
+static void
+test_blocked(void **state)
+{
+    (void)state;
+    session_t *s = orch_session_new("s1", "app", "", "", "{}");
+    orch_session_add_upload(s, "A", "");
+    orch_session_add_object(s, "A", "a1");
+    orch_session_add_reconcile(s, "A", "a1");
+    orch_session_add_object(s, "B", "b1");
+    sobj_t *up = &s->objs[0], *a1 = &s->objs[1], *ra1 = &s->objs[2], *b1 = &s->objs[3];
+    assert_false(orch_session_blocked(s, up));
+    assert_true(orch_session_blocked(s, a1));   //  waits for A's upload
+    assert_true(orch_session_blocked(s, ra1));  //  waits for a1's download
+    assert_false(orch_session_blocked(s, b1));  //  parallel: B goes at once
+    up->state = SOBJ_RUNNING;
+    assert_true(orch_session_blocked(s, a1));
+    up->state = SOBJ_DONE;
+    assert_false(orch_session_blocked(s, a1));
+    assert_true(orch_session_blocked(s, ra1));
+    a1->state = SOBJ_DONE;
+    assert_false(orch_session_blocked(s, ra1));
+    //  Sequential: B waits while anything of A is pending or running.
+    s->sequential = true;
+    assert_true(orch_session_blocked(s, b1));
+    ra1->state = SOBJ_RUNNING;
+    assert_true(orch_session_blocked(s, b1));
+    ra1->state = SOBJ_FAILED; //  success or failure, the next service starts
+    assert_false(orch_session_blocked(s, b1));
+    //  The mode survives a restart.
+    es_buf_t b;
+    es_buf_init(&b);
+    orch_session_to_json(s, &b);
+    session_t *back = orch_session_from_json(b.data, b.len);
+    assert_non_null(back);
+    assert_true(back->sequential);
+    assert_int_equal(back->objs[0].kind, SOBJ_UPLOAD);
+    assert_int_equal(back->objs[2].kind, SOBJ_RECONCILE);
+    orch_session_destroy(&back);
+    es_buf_release(&b);
+    orch_session_destroy(&s);
+}
+
 int
 main(void)
 {
@@ -1361,6 +1406,7 @@ main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_from_json_malformed),
         cmocka_unit_test(test_overlaps),
+        cmocka_unit_test(test_blocked),
         cmocka_unit_test(test_finished_and_lookup),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_batch_cap),
