@@ -10,6 +10,7 @@
 #include "store/es_local.h"
 #include "store/es_store.h"
 #include "store/es_svc.h"
+#include "actors/worker/es_worker.h"
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +46,6 @@ typedef struct {
     bool cancelled;                //  finish the batch in flight, then stop
     //  The batch in flight.
     bool in_flight;          //  a request is running
-    int64_t retry_at;        //  start the request again at this time, 0 = not waiting
     uint32_t attempt;        //  retries of this batch so far
     es_dlparse_t *parser;    //  response parser
     es_buf_t ops;            //  parsed records waiting for the commit
@@ -61,14 +61,10 @@ typedef struct {
 
 struct download {
     es_actor_opts_t opts; //  argv
-    es_config_t *config;  //  settings
-    es_actor_t *actor;    //  runtime
-    es_store_t *store;    //  LMDB
-    es_http_t *http;      //  transfers
+    es_worker_t w;        //  config, store, http, actor, retry timer
     job_t job;            //  the current job
     es_buf_t key, val;    //  scratch for record encoding
     uint32_t seed;        //  jitter
-    bool lost;            //  a JOB_DONE could not be sent: exit
 };
 
 //  --- messages to the orchestrator ----------------------------------------------------------
@@ -96,7 +92,7 @@ s_progress(download_t *self, const char *state, uint32_t records, int64_t reques
     p->retries = j->attempt;
     p->last = last;
     es_err_t err;
-    if (es_actor_send(self->actor, &m, &err))
+    if (es_actor_send(self->w.actor, &m, &err))
         es_log_warn("progress: %s", err.what);
 }
 
@@ -117,13 +113,7 @@ s_job_end(download_t *self, int32_t code, const char *what)
     d->code = code;
     d->what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
     d->result = (es_slice_t){result.data ? result.data : "", result.len};
-    es_err_t err;
-    if (es_actor_send(self->actor, &m, &err)) {
-        //  The orchestrator would wait for this job for ever: stop, so that supervision
-        //  restarts us and re-dispatches the job (it resumes from what is committed).
-        es_log_error("job done not sent (%s): exiting", err.what);
-        self->lost = true;
-    }
+    es_worker_send_or_exit(&self->w, &m);
     es_buf_release(&result);
     if (code && code != 2478)
         es_log_warn("%s/%s: download failed (%d): %s", j->service, j->object, code, what);
@@ -146,7 +136,7 @@ s_job_end(download_t *self, int32_t code, const char *what)
         close(j->spill_fd);
     memset(j, 0, sizeof *j);
     j->spill_fd = -1;
-    es_actor_set_busy(self->actor, false);
+    es_actor_set_busy(self->w.actor, false);
 }
 
 //  --- the request ---------------------------------------------------------------------------
@@ -158,7 +148,7 @@ static int
 s_load_ctx(download_t *self, es_err_t *err)
 {
     job_t *j = &self->job;
-    es_txn_t *txn = es_store_begin(self->store, false, err);
+    es_txn_t *txn = es_store_begin(self->w.store, false, err);
     if (!txn)
         return -1;
     const void *val;
@@ -226,7 +216,7 @@ static void
 s_send(download_t *self)
 {
     job_t *j = &self->job;
-    j->retry_at = 0;
+    self->w.retry_at = 0;
     j->t_start = es_now_ms();
     j->bytes = 0;
     j->parse_us = 0;
@@ -236,8 +226,8 @@ s_send(download_t *self)
         s_progress(self, "Started", 0, 0, 0, 0, 0, false);
     es_dlparse_destroy(&j->parser);
     j->parser = es_dlparse_new(j->meta, j->obj, &s_parse_cb, self);
-    const char *prefix = es_config_str(self->config, "header_prefix");
-    const char *token = es_config_str(self->config, "auth_token");
+    const char *prefix = es_config_str(self->w.config, "header_prefix");
+    const char *token = es_config_str(self->w.config, "auth_token");
     char *h[5];
     size_t nh = 0;
     h[nh++] = es_strdup("X-Http-Method-Override: GET");
@@ -248,7 +238,7 @@ s_send(download_t *self)
     if (j->attempt == 0)
         s_progress(self, "InProgress", 0, 0, 0, 0, 0, false);
     es_err_t err;
-    int rc = es_http_start(self->http, j->url, j->body.data, j->body.len, (const char *const *)h,
+    int rc = es_http_start(self->w.http, j->url, j->body.data, j->body.len, (const char *const *)h,
                            nh, &s_http_cb, self, &err);
     for (size_t i = 0; i < nh; i++)
         free(h[i]);
@@ -490,13 +480,13 @@ s_on_done(void *ctx, const es_http_result_t *r)
             snprintf(what, sizeof what, "%s: HTTP %ld%s%.200s", j->url, r->status,
                      r->excerpt[0] ? ": " : "", r->excerpt);
         bool transient = ok_http || s_transient(r);
-        if (transient && j->attempt < es_config_int(self->config, "retry.max_attempts") &&
+        if (transient && j->attempt < es_config_int(self->w.config, "retry.max_attempts") &&
             !j->cancelled) {
             int64_t d = es_http_retry_delay_ms(
-                j->attempt, es_config_int(self->config, "retry.base_ms"),
-                es_config_int(self->config, "retry.max_ms"), r->retry_after_s, &self->seed);
+                j->attempt, es_config_int(self->w.config, "retry.base_ms"),
+                es_config_int(self->w.config, "retry.max_ms"), r->retry_after_s, &self->seed);
             j->attempt++;
-            j->retry_at = now + d;
+            self->w.retry_at = now + d;
             es_log_warn("%s/%s: batch %u: %s; retry %u in %lld ms", j->service, j->object, j->batch,
                         what, j->attempt, (long long)d);
             return;
@@ -536,8 +526,8 @@ s_on_done(void *ctx, const es_http_result_t *r)
     int64_t t_parsed = es_now_ms();
     commit_t c = {self, more ? dctx : NULL, more ? NULL : new_delta};
     //  A big commit (or a wait for the writer lock) must not look like silence.
-    es_actor_beat(self->actor);
-    if (es_store_write(self->store, s_commit_fn, &c, &err)) {
+    es_actor_beat(self->w.actor);
+    if (es_store_write(self->w.store, s_commit_fn, &c, &err)) {
         s_job_end(self, 2000, err.what);
         return;
     }
@@ -578,15 +568,13 @@ s_start_job(download_t *self, const es_download_t *d)
         m.u.job_done.code = 2460;
         static const char busy[] = "download actor busy with another job";
         m.u.job_done.what = (es_slice_t){busy, sizeof busy - 1};
-        es_err_t err;
-        if (es_actor_send(self->actor, &m, &err))
-            self->lost = true;
+        es_worker_send_or_exit(&self->w, &m);
         return;
     }
     memset(j, 0, sizeof *j);
     j->spill_fd = -1;
     j->active = true;
-    es_actor_set_busy(self->actor, true);
+    es_actor_set_busy(self->w.actor, true);
     snprintf(j->session, sizeof j->session, "%s", d->session);
     j->id = d->job;
     snprintf(j->service, sizeof j->service, "%s", d->service);
@@ -596,8 +584,8 @@ s_start_job(download_t *self, const es_download_t *d)
     es_buf_init(&j->ops);
     es_buf_init(&j->errors);
     es_err_t err;
-    char *base = es_svc_url(self->store, d->service, &err);
-    j->meta = base ? es_svc_meta(self->store, d->service, &err) : NULL;
+    char *base = es_svc_url(self->w.store, d->service, &err);
+    j->meta = base ? es_svc_meta(self->w.store, d->service, &err) : NULL;
     j->obj = j->meta ? es_meta_object(j->meta, d->object) : NULL;
     if (!j->obj) {
         if (j->meta)
@@ -675,33 +663,11 @@ download_new(const es_actor_opts_t *opts, es_err_t *err)
     self->seed = (uint32_t)getpid() ^ (uint32_t)es_now_ms();
     es_buf_init(&self->key);
     es_buf_init(&self->val);
-    self->config = es_config_new();
-    if (opts->config[0] && es_config_load(self->config, opts->config, err))
-        goto fail;
-    es_log_set_level((es_log_level_t)es_log_level_parse(es_config_str(self->config, "log.level")));
-    es_store_opts_t sopts = {
-        .map_size = (size_t)es_config_int(self->config, "store.map_size_mb") << 20,
-        .map_max = (size_t)es_config_int(self->config, "store.map_max_mb") << 20,
-    };
-    self->store = es_store_new(opts->data_dir, &sopts, err);
-    if (!self->store)
-        goto fail;
-    es_http_opts_t hopts = {
-        .connect_timeout_ms = (long)es_config_int(self->config, "http.connect_timeout_ms"),
-        .timeout_ms = (long)es_config_int(self->config, "http.timeout_ms"),
-        .max_response = (size_t)es_config_int(self->config, "http.max_response_mb") << 20,
-    };
-    self->http = es_http_new(&hopts, err);
-    if (!self->http)
-        goto fail;
-    self->actor = es_actor_new("download", opts,
-                               (int)es_config_int(self->config, "heartbeat.interval_ms"), err);
-    if (!self->actor)
-        goto fail;
+    if (es_worker_open(&self->w, "download", opts, err)) {
+        download_destroy(&self);
+        return NULL;
+    }
     return self;
-fail:
-    download_destroy(&self);
-    return NULL;
 }
 
 void
@@ -724,34 +690,23 @@ download_destroy(download_t **self_p)
     es_buf_release(&j->errors);
     if (j->spill_fd >= 0)
         close(j->spill_fd);
-    es_actor_destroy(&self->actor);
-    es_http_destroy(&self->http);
-    es_store_destroy(&self->store);
-    es_config_destroy(&self->config);
+    es_worker_close(&self->w);
     es_buf_release(&self->key);
     es_buf_release(&self->val);
     free(self);
     *self_p = NULL;
 }
 
+static void
+s_on_timer(void *ctx)
+{
+    download_t *self = ctx;
+    if (self->job.active && !self->job.in_flight)
+        s_send(self);
+}
+
 int
 download_run(download_t *self, es_err_t *err)
 {
-    while (!es_actor_terminated(self->actor)) {
-        if (self->lost)
-            return es_err_set(err, ES_ESYS, "lost contact with the orchestrator");
-        int timeout = 1000;
-        job_t *j = &self->job;
-        if (j->active && j->retry_at) {
-            int64_t left = j->retry_at - es_now_ms();
-            timeout = left < 0 ? 0 : (int)left;
-        }
-        if (es_actor_step(self->actor, self->http, timeout, s_on_msg, self, err))
-            return -1;
-        if (j->active && j->retry_at && es_now_ms() >= j->retry_at && !j->in_flight)
-            s_send(self);
-    }
-    //  A batch in flight is dropped uncommitted: the next run fetches it again.
-    es_http_abort_all(self->http);
-    return 0;
+    return es_worker_run(&self->w, s_on_msg, s_on_timer, self, err);
 }

@@ -10,6 +10,7 @@
 #include "store/es_local.h"
 #include "store/es_store.h"
 #include "store/es_svc.h"
+#include "actors/worker/es_worker.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,7 +34,6 @@ typedef struct {
     es_dlparse_t *parser;          //  page parser
     es_err_t parse_err;            //  why the parser stopped
     bool in_flight;                //  a request is running
-    int64_t retry_at;              //  re-send at this time, 0 = not waiting
     uint32_t attempt;              //  retries of this page
     uint32_t pages;                //  pages listed
     uint64_t listed;               //  keys listed
@@ -43,14 +43,10 @@ typedef struct {
 
 struct reconcile {
     es_actor_opts_t opts; //  argv
-    es_config_t *config;  //  settings
-    es_actor_t *actor;    //  runtime
-    es_store_t *store;    //  LMDB
-    es_http_t *http;      //  transfers
+    es_worker_t w;        //  config, store, http, actor, retry timer
     job_t job;            //  the current job
     es_buf_t key;         //  scratch
     uint32_t seed;        //  jitter
-    bool lost;            //  a JOB_DONE could not be sent: exit
 };
 
 static void
@@ -69,7 +65,7 @@ s_progress(reconcile_t *self, const char *state, uint32_t records)
     p->batch = j->pages;
     p->last = strcmp(state, "Ended") == 0;
     es_err_t err;
-    if (es_actor_send(self->actor, &m, &err))
+    if (es_actor_send(self->w.actor, &m, &err))
         es_log_warn("progress: %s", err.what);
 }
 
@@ -88,11 +84,7 @@ s_job_end(reconcile_t *self, int32_t code, const char *what)
     d->code = code;
     d->what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
     d->result = (es_slice_t){result, strlen(result)};
-    es_err_t err;
-    if (es_actor_send(self->actor, &m, &err)) {
-        es_log_error("job done not sent (%s): exiting", err.what);
-        self->lost = true;
-    }
+    es_worker_send_or_exit(&self->w, &m);
     if (code && code != 2478)
         es_log_warn("%s/%s: reconcile failed (%d): %s", j->service, j->object, code, what);
     else
@@ -106,7 +98,7 @@ s_job_end(reconcile_t *self, int32_t code, const char *what)
     es_buf_release(&j->scratch);
     es_buf_release(&j->ctx_key);
     memset(j, 0, sizeof *j);
-    es_actor_set_busy(self->actor, false);
+    es_actor_set_busy(self->w.actor, false);
 }
 
 //  --- listing -------------------------------------------------------------------------------
@@ -146,12 +138,12 @@ static void
 s_send(reconcile_t *self)
 {
     job_t *j = &self->job;
-    j->retry_at = 0;
+    self->w.retry_at = 0;
     es_buf_reset(&j->keys);
     es_dlparse_destroy(&j->parser);
     j->parser = es_dlparse_new(j->meta, j->obj, &s_parse_cb, self);
-    const char *prefix = es_config_str(self->config, "header_prefix");
-    const char *token = es_config_str(self->config, "auth_token");
+    const char *prefix = es_config_str(self->w.config, "header_prefix");
+    const char *token = es_config_str(self->w.config, "auth_token");
     char *h[4];
     size_t nh = 0;
     h[nh++] = es_strdup("X-Http-Method-Override: GET");
@@ -160,7 +152,7 @@ s_send(reconcile_t *self)
     if (*token)
         h[nh++] = es_sprintf("%sAuthorization: %s", prefix, token);
     es_err_t err;
-    int rc = es_http_start(self->http, j->url, j->body.data, j->body.len, (const char *const *)h,
+    int rc = es_http_start(self->w.http, j->url, j->body.data, j->body.len, (const char *const *)h,
                            nh, &s_http_cb, self, &err);
     for (size_t i = 0; i < nh; i++)
         free(h[i]);
@@ -220,7 +212,7 @@ s_load_resume(reconcile_t *self, bool *complete, es_err_t *err)
 {
     job_t *j = &self->job;
     *complete = false;
-    es_txn_t *txn = es_store_begin(self->store, false, err);
+    es_txn_t *txn = es_store_begin(self->w.store, false, err);
     if (!txn)
         return -1;
     const void *val;
@@ -351,7 +343,7 @@ s_sweep(reconcile_t *self, es_err_t *err)
     int rc = 0;
     for (bool more = true; more && rc == 0;) {
         es_buf_reset(&doomed);
-        es_txn_t *txn = es_store_begin(self->store, false, err);
+        es_txn_t *txn = es_store_begin(self->w.store, false, err);
         if (!txn) {
             rc = -1;
             break;
@@ -363,10 +355,10 @@ s_sweep(reconcile_t *self, es_err_t *err)
         more = w.more;
         if (rc == 0 && doomed.len) {
             delete_t d = {j, &doomed, 0};
-            rc = es_store_write(self->store, s_delete_fn, &d, err);
+            rc = es_store_write(self->w.store, s_delete_fn, &d, err);
             j->deleted += d.deleted;
         }
-        es_actor_beat(self->actor);
+        es_actor_beat(self->w.actor);
     }
     es_buf_release(&from);
     es_buf_release(&doomed);
@@ -381,7 +373,7 @@ s_finish(reconcile_t *self)
     es_err_t err;
     int rc = s_sweep(self, &err);
     es_err_t cerr;
-    if (es_store_write(self->store, s_clear_fn, j, &cerr))
+    if (es_store_write(self->w.store, s_clear_fn, j, &cerr))
         es_log_warn("%s: scratch keys not cleared: %s", j->object, cerr.what);
     if (rc) {
         s_job_end(self, 2000, err.what);
@@ -413,13 +405,13 @@ s_on_done(void *ctx, const es_http_result_t *r)
                          r->status >= 500;
         //  Listing is read-only: retrying is always safe.
         if (transient && !j->cancelled &&
-            j->attempt < es_config_int(self->config, "retry.max_attempts")) {
+            j->attempt < es_config_int(self->w.config, "retry.max_attempts")) {
             int64_t d = es_http_retry_delay_ms(j->attempt,
-                                               es_config_int(self->config, "retry.base_ms"),
-                                               es_config_int(self->config, "retry.max_ms"),
+                                               es_config_int(self->w.config, "retry.base_ms"),
+                                               es_config_int(self->w.config, "retry.max_ms"),
                                                r->retry_after_s, &self->seed);
             j->attempt++;
-            j->retry_at = es_now_ms() + d;
+            self->w.retry_at = es_now_ms() + d;
             es_log_warn("%s/%s: key listing: %s; retry %u in %lld ms", j->service, j->object,
                         what, j->attempt, (long long)d);
             return;
@@ -435,11 +427,11 @@ s_on_done(void *ctx, const es_http_result_t *r)
         return;
     }
     es_err_t err;
-    es_actor_beat(self->actor);
+    es_actor_beat(self->w.actor);
     const char *dctx = es_dlparse_delta_context(j->parser);
     bool more = es_dlparse_has_more(j->parser);
     page_t pg = {j, more ? dctx : NULL};
-    if (es_store_write(self->store, s_store_keys_fn, &pg, &err)) {
+    if (es_store_write(self->w.store, s_store_keys_fn, &pg, &err)) {
         s_job_end(self, 2000, err.what);
         return;
     }
@@ -480,13 +472,12 @@ s_start_job(reconcile_t *self, const es_reconcile_t *q)
         m.u.job_done.code = 2460;
         static const char busy[] = "reconcile actor busy with another job";
         m.u.job_done.what = (es_slice_t){busy, sizeof busy - 1};
-        if (es_actor_send(self->actor, &m, &err))
-            self->lost = true;
+        es_worker_send_or_exit(&self->w, &m);
         return;
     }
     memset(j, 0, sizeof *j);
     j->active = true;
-    es_actor_set_busy(self->actor, true);
+    es_actor_set_busy(self->w.actor, true);
     snprintf(j->session, sizeof j->session, "%s", q->session);
     j->id = q->job;
     snprintf(j->service, sizeof j->service, "%s", q->service);
@@ -497,8 +488,8 @@ s_start_job(reconcile_t *self, const es_reconcile_t *q)
     es_buf_init(&j->ctx_key);
     es_store_table(&j->scratch, "rkeys", j->object);
     es_buf_printf(&j->ctx_key, "reconcile\n%s", j->object);
-    char *base = es_svc_url(self->store, q->service, &err);
-    j->meta = base ? es_svc_meta(self->store, q->service, &err) : NULL;
+    char *base = es_svc_url(self->w.store, q->service, &err);
+    j->meta = base ? es_svc_meta(self->w.store, q->service, &err) : NULL;
     j->obj = j->meta ? es_meta_object(j->meta, q->object) : NULL;
     if (!j->obj) {
         if (j->meta)
@@ -542,7 +533,7 @@ s_start_job(reconcile_t *self, const es_reconcile_t *q)
     es_http_query_add(&url, &first, "$select", sel.data);
     char page[24];
     snprintf(page, sizeof page, "%lld",
-             (long long)es_config_int(self->config, "reconcile.page_size"));
+             (long long)es_config_int(self->w.config, "reconcile.page_size"));
     es_http_query_add(&url, &first, "$batchsize", page);
     es_buf_release(&sel);
     es_syncopts_release(&o);
@@ -562,7 +553,7 @@ s_start_job(reconcile_t *self, const es_reconcile_t *q)
         }
     } else {
         es_buf_puts(&j->body, "{}");
-        if (es_store_write(self->store, s_clear_fn, j, &err)) {
+        if (es_store_write(self->w.store, s_clear_fn, j, &err)) {
             s_job_end(self, 2000, err.what);
             return;
         }
@@ -592,33 +583,11 @@ reconcile_new(const es_actor_opts_t *opts, es_err_t *err)
     self->opts = *opts;
     self->seed = (uint32_t)getpid() ^ (uint32_t)es_now_ms();
     es_buf_init(&self->key);
-    self->config = es_config_new();
-    if (opts->config[0] && es_config_load(self->config, opts->config, err))
-        goto fail;
-    es_log_set_level((es_log_level_t)es_log_level_parse(es_config_str(self->config, "log.level")));
-    es_store_opts_t sopts = {
-        .map_size = (size_t)es_config_int(self->config, "store.map_size_mb") << 20,
-        .map_max = (size_t)es_config_int(self->config, "store.map_max_mb") << 20,
-    };
-    self->store = es_store_new(opts->data_dir, &sopts, err);
-    if (!self->store)
-        goto fail;
-    es_http_opts_t hopts = {
-        .connect_timeout_ms = (long)es_config_int(self->config, "http.connect_timeout_ms"),
-        .timeout_ms = (long)es_config_int(self->config, "http.timeout_ms"),
-        .max_response = (size_t)es_config_int(self->config, "http.max_response_mb") << 20,
-    };
-    self->http = es_http_new(&hopts, err);
-    if (!self->http)
-        goto fail;
-    self->actor = es_actor_new("reconcile", opts,
-                               (int)es_config_int(self->config, "heartbeat.interval_ms"), err);
-    if (!self->actor)
-        goto fail;
+    if (es_worker_open(&self->w, "reconcile", opts, err)) {
+        reconcile_destroy(&self);
+        return NULL;
+    }
     return self;
-fail:
-    reconcile_destroy(&self);
-    return NULL;
 }
 
 void
@@ -635,32 +604,22 @@ reconcile_destroy(reconcile_t **self_p)
     es_buf_release(&j->keys);
     es_buf_release(&j->scratch);
     es_buf_release(&j->ctx_key);
-    es_actor_destroy(&self->actor);
-    es_http_destroy(&self->http);
-    es_store_destroy(&self->store);
-    es_config_destroy(&self->config);
+    es_worker_close(&self->w);
     es_buf_release(&self->key);
     free(self);
     *self_p = NULL;
 }
 
+static void
+s_on_timer(void *ctx)
+{
+    reconcile_t *self = ctx;
+    if (self->job.active && !self->job.in_flight)
+        s_send(self);
+}
+
 int
 reconcile_run(reconcile_t *self, es_err_t *err)
 {
-    while (!es_actor_terminated(self->actor)) {
-        if (self->lost)
-            return es_err_set(err, ES_ESYS, "lost contact with the orchestrator");
-        int timeout = 1000;
-        job_t *j = &self->job;
-        if (j->active && j->retry_at) {
-            int64_t left = j->retry_at - es_now_ms();
-            timeout = left < 0 ? 0 : (int)left;
-        }
-        if (es_actor_step(self->actor, self->http, timeout, s_on_msg, self, err))
-            return -1;
-        if (j->active && j->retry_at && es_now_ms() >= j->retry_at && !j->in_flight)
-            s_send(self);
-    }
-    es_http_abort_all(self->http);
-    return 0;
+    return es_worker_run(&self->w, s_on_msg, s_on_timer, self, err);
 }

@@ -10,6 +10,7 @@
 #include "store/es_local.h"
 #include "store/es_store.h"
 #include "store/es_svc.h"
+#include "actors/worker/es_worker.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -58,7 +59,6 @@ typedef struct {
     uint32_t batch;                //  batch number of the last request
     req_t req;                     //  the request in flight or waiting to retry
     bool in_flight;                //  a request is running
-    int64_t retry_at;              //  re-send at this time, 0 = not waiting
     uint32_t attempt;              //  retries of this request
     es_buf_t resp;                 //  response body
     int64_t t_start, t_sent;       //  timing (ms)
@@ -70,14 +70,10 @@ typedef struct {
 
 struct upload {
     es_actor_opts_t opts; //  argv
-    es_config_t *config;  //  settings
-    es_actor_t *actor;    //  runtime
-    es_store_t *store;    //  LMDB
-    es_http_t *http;      //  transfers
+    es_worker_t w;        //  config, store, http, actor, retry timer
     es_upload_body_t *body; //  body builder
     job_t job;            //  the current job
     uint32_t seed;        //  jitter
-    bool lost;            //  a JOB_DONE could not be sent: exit
 };
 
 //  Crash test hook: ES_TEST_CRASH_AT="<point>:<marker file>" kills this process (SIGKILL, as a
@@ -131,7 +127,7 @@ s_progress(upload_t *self, const char *state, uint32_t records, int64_t request_
     p->retries = j->attempt;
     p->last = last;
     es_err_t err;
-    if (es_actor_send(self->actor, &m, &err))
+    if (es_actor_send(self->w.actor, &m, &err))
         es_log_warn("progress: %s", err.what);
 }
 
@@ -160,13 +156,7 @@ s_job_end(upload_t *self, int32_t code, const char *what)
     d->code = code;
     d->what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
     d->result = (es_slice_t){result.data, result.len};
-    es_err_t err;
-    if (es_actor_send(self->actor, &m, &err)) {
-        //  The orchestrator would wait for this job for ever: exit so that supervision
-        //  restarts us and re-dispatches it (it resumes from what is committed).
-        es_log_error("job done not sent (%s): exiting", err.what);
-        self->lost = true;
-    }
+    es_worker_send_or_exit(&self->w, &m);
     es_buf_release(&result);
     if (code && code != 2478)
         es_log_warn("%s%s%s: upload failed (%d): %s", j->service, j->object[0] ? "/" : "",
@@ -188,7 +178,7 @@ s_job_end(upload_t *self, int32_t code, const char *what)
     es_buf_release(&j->resp);
     es_buf_release(&j->errors);
     memset(j, 0, sizeof *j);
-    es_actor_set_busy(self->actor, false);
+    es_actor_set_busy(self->w.actor, false);
 }
 
 //  --- the upload cache ----------------------------------------------------------------------
@@ -230,7 +220,7 @@ s_cache_put_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 static int
 s_cache_load(upload_t *self, const char *key, req_t *r, uint32_t *attempts, es_err_t *err)
 {
-    es_txn_t *txn = es_store_begin(self->store, false, err);
+    es_txn_t *txn = es_store_begin(self->w.store, false, err);
     if (!txn)
         return -1;
     const void *val;
@@ -302,7 +292,7 @@ static int
 s_plan_replay(upload_t *self, es_err_t *err)
 {
     job_t *j = &self->job;
-    es_txn_t *txn = es_store_begin(self->store, false, err);
+    es_txn_t *txn = es_store_begin(self->w.store, false, err);
     if (!txn)
         return -1;
     replay_ctx_t c = {j->service, j->meta, j->object, &j->replay, &j->nreplay};
@@ -397,7 +387,7 @@ s_build_batch(upload_t *self, es_err_t *err, bool *failed)
     *failed = false;
     es_upload_body_reset(self->body);
     batch_ctx_t b = {self, 0};
-    es_txn_t *txn = es_store_begin(self->store, false, err);
+    es_txn_t *txn = es_store_begin(self->w.store, false, err);
     int rc = txn ? es_local_changes(txn, j->service, j->after, j->upto,
                                     (size_t)j->opts.upload_batch_size, s_in_scope, j,
                                     s_add_change, &b, err)
@@ -447,19 +437,19 @@ s_send(upload_t *self)
 {
     job_t *j = &self->job;
     es_err_t err;
-    j->retry_at = 0;
+    self->w.retry_at = 0;
     es_buf_reset(&j->resp);
     if (j->req.request_id[0] && j->attempt == 0 && !j->req.replay) {
         cache_put_t c = {&j->req, j->object[0] ? CACHE_OBJECT : CACHE_SERVICE, 0};
-        if (es_store_write(self->store, s_cache_put_fn, &c, &err)) {
+        if (es_store_write(self->w.store, s_cache_put_fn, &c, &err)) {
             s_job_end(self, 2000, err.what);
             return;
         }
     }
     //  Without the server's cache nothing may re-send this request behind our back.
-    es_http_set_fresh_connections(self->http, !j->req.request_id[0]);
-    const char *prefix = es_config_str(self->config, "header_prefix");
-    const char *token = es_config_str(self->config, "auth_token");
+    es_http_set_fresh_connections(self->w.http, !j->req.request_id[0]);
+    const char *prefix = es_config_str(self->w.config, "header_prefix");
+    const char *token = es_config_str(self->w.config, "auth_token");
     char *h[6];
     size_t nh = 0;
     h[nh++] = es_strdup("X-Http-Method-Override: UPLOAD");
@@ -474,7 +464,7 @@ s_send(upload_t *self)
                    false);
     j->t_sent = es_now_ms();
     s_crash_point("before_send");
-    int rc = es_http_start(self->http, j->req.url, j->req.body.data, j->req.body.len,
+    int rc = es_http_start(self->w.http, j->req.url, j->req.body.data, j->req.body.len,
                            (const char *const *)h, nh, &s_http_cb, self, &err);
     for (size_t i = 0; i < nh; i++)
         free(h[i]);
@@ -483,6 +473,9 @@ s_send(upload_t *self)
         return;
     }
     j->in_flight = true;
+    //  Crash test hook: look again shortly, with the request on the wire.
+    if (getenv("ES_TEST_CRASH_AT"))
+        self->w.retry_at = es_now_ms() + 20;
 }
 
 //  The next request: a cached one to replay, else the next batch, else the end of the job.
@@ -511,7 +504,7 @@ s_next(upload_t *self)
         //  Count the attempt before sending (SPEC 3.3 step 4).
         cache_put_t c = {&j->req, strcmp(key, j->service) == 0 ? CACHE_SERVICE : CACHE_OBJECT,
                          attempts + 1};
-        if (es_store_write(self->store, s_cache_put_fn, &c, &err)) {
+        if (es_store_write(self->w.store, s_cache_put_fn, &c, &err)) {
             s_job_end(self, 2000, err.what);
             return;
         }
@@ -661,7 +654,7 @@ s_fail(upload_t *self, int32_t code, bool keep_cache, const char *what)
     job_t *j = &self->job;
     es_err_t err;
     if (j->req.cache_key[0] && !keep_cache &&
-        es_store_write(self->store, s_cache_del_fn, j->req.cache_key, &err))
+        es_store_write(self->w.store, s_cache_del_fn, j->req.cache_key, &err))
         es_log_error("upcache %s: %s", j->req.cache_key, err.what);
     if (j->req.replay) {
         char *msg = es_sprintf("replay of the cached upload %s: %s", j->req.cache_key, what);
@@ -676,13 +669,13 @@ static bool
 s_retry(upload_t *self, const es_http_result_t *r, const char *what)
 {
     job_t *j = &self->job;
-    if (j->cancelled || j->attempt >= es_config_int(self->config, "retry.max_attempts"))
+    if (j->cancelled || j->attempt >= es_config_int(self->w.config, "retry.max_attempts"))
         return false;
-    int64_t d = es_http_retry_delay_ms(j->attempt, es_config_int(self->config, "retry.base_ms"),
-                                       es_config_int(self->config, "retry.max_ms"),
+    int64_t d = es_http_retry_delay_ms(j->attempt, es_config_int(self->w.config, "retry.base_ms"),
+                                       es_config_int(self->w.config, "retry.max_ms"),
                                        r ? r->retry_after_s : -1, &self->seed);
     j->attempt++;
-    j->retry_at = es_now_ms() + d;
+    self->w.retry_at = es_now_ms() + d;
     es_log_warn("%s: upload batch %u: %s; retry %u in %lld ms", j->service, j->batch, what,
                 j->attempt, (long long)d);
     return true;
@@ -754,7 +747,7 @@ s_on_done(void *ctx, const es_http_result_t *r)
                          sum.errmsg[0] ? sum.errmsg : "upload rejected");
         es_err_t e2;
         if (j->req.cache_key[0] &&
-            es_store_write(self->store, s_cache_del_fn, j->req.cache_key, &e2))
+            es_store_write(self->w.store, s_cache_del_fn, j->req.cache_key, &e2))
             es_log_error("upcache %s: %s", j->req.cache_key, e2.what);
         j->failed_batches++;
         if (!j->req.replay)
@@ -773,8 +766,8 @@ s_on_done(void *ctx, const es_http_result_t *r)
     }
     qsort(ans.results, ans.n, sizeof *ans.results, s_by_row_id);
     apply_t ap = {self, &ans};
-    es_actor_beat(self->actor);
-    if (es_store_write(self->store, s_apply_fn, &ap, &err)) {
+    es_actor_beat(self->w.actor);
+    if (es_store_write(self->w.store, s_apply_fn, &ap, &err)) {
         s_answer_release(&ans);
         s_fail(self, 2000, true, err.what);
         return;
@@ -808,13 +801,12 @@ s_start_job(upload_t *self, const es_upload_t *u)
         m.u.job_done.code = 2460;
         static const char busy[] = "upload actor busy with another job";
         m.u.job_done.what = (es_slice_t){busy, sizeof busy - 1};
-        if (es_actor_send(self->actor, &m, &err))
-            self->lost = true;
+        es_worker_send_or_exit(&self->w, &m);
         return;
     }
     memset(j, 0, sizeof *j);
     j->active = true;
-    es_actor_set_busy(self->actor, true);
+    es_actor_set_busy(self->w.actor, true);
     snprintf(j->session, sizeof j->session, "%s", u->session);
     j->id = u->job;
     snprintf(j->service, sizeof j->service, "%s", u->service);
@@ -822,8 +814,8 @@ s_start_job(upload_t *self, const es_upload_t *u)
     es_buf_init(&j->resp);
     es_buf_init(&j->errors);
     es_buf_init(&j->req.body);
-    char *base = es_svc_url(self->store, u->service, &err);
-    j->meta = base ? es_svc_meta(self->store, u->service, &err) : NULL;
+    char *base = es_svc_url(self->w.store, u->service, &err);
+    j->meta = base ? es_svc_meta(self->w.store, u->service, &err) : NULL;
     if (!j->meta || (j->object[0] && !es_meta_object(j->meta, j->object))) {
         if (j->meta)
             es_err_set(&err, ES_ENOTFOUND, "object '%s' is not in service '%s'", j->object,
@@ -862,7 +854,7 @@ s_start_job(upload_t *self, const es_upload_t *u)
         es_http_query_add(&q, &first, j->opts.upload_params[i].key,
                           j->opts.upload_params[i].value);
     j->query = es_buf_steal(&q);
-    es_txn_t *txn = es_store_begin(self->store, false, &err);
+    es_txn_t *txn = es_store_begin(self->w.store, false, &err);
     rc = txn ? es_local_last_rsn(txn, j->service, &j->upto, &err) : -1;
     es_txn_abort(&txn);
     if (rc == 0 && j->meta->upload_cache)
@@ -895,33 +887,11 @@ upload_new(const es_actor_opts_t *opts, es_err_t *err)
     self->opts = *opts;
     self->seed = (uint32_t)getpid() ^ (uint32_t)es_now_ms();
     self->body = es_upload_body_new();
-    self->config = es_config_new();
-    if (opts->config[0] && es_config_load(self->config, opts->config, err))
-        goto fail;
-    es_log_set_level((es_log_level_t)es_log_level_parse(es_config_str(self->config, "log.level")));
-    es_store_opts_t sopts = {
-        .map_size = (size_t)es_config_int(self->config, "store.map_size_mb") << 20,
-        .map_max = (size_t)es_config_int(self->config, "store.map_max_mb") << 20,
-    };
-    self->store = es_store_new(opts->data_dir, &sopts, err);
-    if (!self->store)
-        goto fail;
-    es_http_opts_t hopts = {
-        .connect_timeout_ms = (long)es_config_int(self->config, "http.connect_timeout_ms"),
-        .timeout_ms = (long)es_config_int(self->config, "http.timeout_ms"),
-        .max_response = (size_t)es_config_int(self->config, "http.max_response_mb") << 20,
-    };
-    self->http = es_http_new(&hopts, err);
-    if (!self->http)
-        goto fail;
-    self->actor = es_actor_new("upload", opts,
-                               (int)es_config_int(self->config, "heartbeat.interval_ms"), err);
-    if (!self->actor)
-        goto fail;
+    if (es_worker_open(&self->w, "upload", opts, err)) {
+        upload_destroy(&self);
+        return NULL;
+    }
     return self;
-fail:
-    upload_destroy(&self);
-    return NULL;
 }
 
 void
@@ -942,35 +912,26 @@ upload_destroy(upload_t **self_p)
     s_req_release(&j->req);
     es_buf_release(&j->resp);
     es_buf_release(&j->errors);
-    es_actor_destroy(&self->actor);
-    es_http_destroy(&self->http);
-    es_store_destroy(&self->store);
-    es_config_destroy(&self->config);
+    es_worker_close(&self->w);
     es_upload_body_destroy(&self->body);
     free(self);
     *self_p = NULL;
 }
 
+static void
+s_on_timer(void *ctx)
+{
+    upload_t *self = ctx;
+    if (self->job.in_flight) {
+        s_crash_point("in_flight"); //  the test hook's timer (see s_send)
+        return;
+    }
+    if (self->job.active)
+        s_send(self);
+}
+
 int
 upload_run(upload_t *self, es_err_t *err)
 {
-    while (!es_actor_terminated(self->actor)) {
-        if (self->lost)
-            return es_err_set(err, ES_ESYS, "lost contact with the orchestrator");
-        int timeout = 1000;
-        job_t *j = &self->job;
-        if (j->active && j->retry_at) {
-            int64_t left = j->retry_at - es_now_ms();
-            timeout = left < 0 ? 0 : (int)left;
-        }
-        if (es_actor_step(self->actor, self->http, timeout, s_on_msg, self, err))
-            return -1;
-        if (j->in_flight)
-            s_crash_point("in_flight");
-        if (j->active && j->retry_at && es_now_ms() >= j->retry_at && !j->in_flight)
-            s_send(self);
-    }
-    //  A request in flight is dropped: its cache row (if any) replays it next time.
-    es_http_abort_all(self->http);
-    return 0;
+    return es_worker_run(&self->w, s_on_msg, s_on_timer, self, err);
 }

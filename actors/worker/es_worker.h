@@ -1,0 +1,37 @@
+//  es_worker - what every job-running actor (download, upload, reconcile) has in common: its
+//  settings, the store, libcurl, the actor runtime, and the loop that waits for messages,
+//  transfers and one retry timer.
+#ifndef ES_WORKER_H
+#define ES_WORKER_H
+#include "common/es_actor.h"
+#include "common/es_config.h"
+#include "common/es_http.h"
+#include "store/es_store.h"
+
+typedef struct {
+    es_config_t *config; //  settings (the --config file, or defaults)
+    es_store_t *store;   //  the LMDB environment
+    es_http_t *http;     //  transfers
+    es_actor_t *actor;   //  socket, signals, heartbeats
+    int64_t retry_at;    //  call the timer function at this time (0 = none)
+    bool lost;           //  a message the orchestrator waits for could not be sent: exit
+} es_worker_t;
+
+//  Load the config, open the store and libcurl, connect and say HELLO as kind. On failure
+//  err is set, whatever was opened is closed, and -1 is returned.
+int es_worker_open(es_worker_t *self, const char *kind, const es_actor_opts_t *opts,
+                   es_err_t *err);
+void es_worker_close(es_worker_t *self);
+
+//  Run until STOP/SIGTERM: messages go to on_msg; when retry_at is due, on_timer runs (after
+//  retry_at is cleared). Transfers in flight are aborted at the end (nothing uncommitted is
+//  kept). -1 with err on a fatal socket error or when lost is set.
+typedef void(es_worker_timer_fn)(void *ctx);
+int es_worker_run(es_worker_t *self, es_actor_msg_fn *on_msg, es_worker_timer_fn *on_timer,
+                  void *ctx, es_err_t *err);
+
+//  Send a message the orchestrator waits for; if it cannot be sent, mark the worker lost so
+//  that it exits and supervision re-dispatches its job.
+void es_worker_send_or_exit(es_worker_t *self, const es_msg_t *msg);
+
+#endif
