@@ -534,6 +534,12 @@ s_on_progress(orch_t *self, const es_progress_t *p)
             o = &s->objs[i];
     if (!o)
         return; //  a late message of a job that was re-dispatched
+    //  A committed step is progress: the crash-loop count starts again.
+    if (strcmp(p->state, "Ended") == 0 || o->kind == SOBJ_RECONCILE)
+        o->attempts = 0;
+    //  A reconciliation page is not one of the documented events (D9): count, don't publish.
+    if (strcmp(p->phase, "Reconcile") == 0 && strcmp(p->state, "InProgress") == 0)
+        return;
     //  SPEC 4.1: "name" is the object at object level, the service at service level; the object
     //  is always in "object" too, since objects of a service run in parallel here.
     es_buf_t extra;
@@ -545,12 +551,6 @@ s_on_progress(orch_t *self, const es_progress_t *p)
         es_buf_json_str(&extra, o->name, strlen(o->name));
     }
     es_buf_printf(&extra, ",\"batchNumber\":%u", p->batch);
-    //  A committed step is progress: the crash-loop count starts again.
-    if (strcmp(p->state, "Ended") == 0 || o->kind == SOBJ_RECONCILE)
-        o->attempts = 0;
-    //  A reconciliation page is not one of the documented events (D9): count, don't publish.
-    if (strcmp(p->phase, "Reconcile") == 0 && strcmp(p->state, "InProgress") == 0)
-        return;
     if (strcmp(p->state, "Ended") == 0 && strcmp(p->phase, "Upload") == 0) {
         o->batches = p->batch;
         o->records += p->records;

@@ -598,7 +598,8 @@ s_on_rec(void *ctx, const es_upload_rec_t *r, es_err_t *err)
     x->is_delete = r->is_delete;
     x->checksum = es_strdup(r->checksum ? r->checksum : "");
     x->rec = es_malloc(r->rec_len ? r->rec_len : 1);
-    memcpy(x->rec, r->rec, r->rec_len);
+    if (r->rec_len)
+        memcpy(x->rec, r->rec, r->rec_len);
     x->rec_len = r->rec_len;
     x->has_temp = r->has_temp;
     x->temp_value = r->temp_value;
@@ -764,7 +765,8 @@ s_on_done(void *ctx, const es_http_result_t *r)
         s_fail(self, 2473, false, what);
         return;
     }
-    qsort(ans.results, ans.n, sizeof *ans.results, s_by_row_id);
+    if (ans.n)
+        qsort(ans.results, ans.n, sizeof *ans.results, s_by_row_id);
     apply_t ap = {self, &ans};
     es_actor_beat(self->w.actor);
     if (es_store_write(self->w.store, s_apply_fn, &ap, &err)) {
