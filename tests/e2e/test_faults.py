@@ -17,7 +17,7 @@ bindir = sys.argv[1]
 SVC = "SampleSvc"
 OBJS = ["Customer", "Product", "OrderLine"]
 
-env = Env(bindir, generate="4000", extra_conf="stop.grace_ms = 1000\nretry.max_attempts = 8\n"
+env = Env(bindir, generate="4000", extra_conf="stop.grace_ms = 1000\nretry.max_attempts = 12\n"
           "retry.max_ms = 200\nhttp.timeout_ms = 3000\n")
 try:
     mode = stat.S_IMODE(os.stat(os.path.join(env.dir, "data", "cmd.sock")).st_mode)
@@ -29,7 +29,7 @@ try:
     kinds = [{"kind": "http_500"}, {"kind": "http_503"}, {"kind": "http_429", "retry_after": 0},
              {"kind": "drop"}, {"kind": "truncate"}, {"kind": "malformed"},
              {"kind": "hang", "ms": 4000}]
-    rules = [dict(k, probability=0.08, path="/objects/") for k in kinds]
+    rules = [dict(k, probability=0.05, path="/objects/") for k in kinds]
     env.admin_post("/admin/faults", {"seed": 11, "rules": rules})
     rc, out, err = env.cli("sync", SVC, "--options",
                            '{"syncType":"downloadOnly","downloadBatchSize":200,"getSyncStats":true}')
