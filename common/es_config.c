@@ -31,7 +31,7 @@ static const option_t s_options[] = {
     {"event_endpoint", C_STR, 0, 0, "", "event PUB socket; empty = ipc://<data_dir>/events.sock"},
     {"download.workers", C_INT, 1, 16, "2",
      "download actor processes (objects downloaded in parallel)"},
-    {"reconcile.page_size", C_INT, 1, 100000, "1000",
+    {"reconcile.page_size", C_INT, 1, 100000, "10000",
      "primary keys per reconciliation listing request"},
     {"store.map_size_mb", C_INT, 1, 1048576, "64", "initial LMDB map size in MiB"},
     {"store.map_max_mb", C_INT, 1, 1048576, "16384", "LMDB map never grows past this (MiB)"},

@@ -30,7 +30,7 @@ static const struct {
     {"cmd_endpoint", "", 0},
     {"event_endpoint", "", 0},
     {"download.workers", "2", 1},
-    {"reconcile.page_size", "1000", 1},
+    {"reconcile.page_size", "10000", 1},
     {"store.map_size_mb", "64", 1},
     {"store.map_max_mb", "16384", 1},
     {"http.connect_timeout_ms", "10000", 1},
