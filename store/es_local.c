@@ -1797,6 +1797,37 @@ es_local_apply_result(es_txn_t *txn, const char *service, const es_local_result_
         es_err_prefix(err, "upload result");
         goto done;
     }
+    //  0. The answer must be about a change we sent: the pending change at its rowId, of this
+    //  object and of this key (or of the temporary key the server replaced). A rowId with no
+    //  pending change any more (rolled back, cleared) changes nothing; a mismatch is refused,
+    //  so a confused answer can never delete or overwrite another key's pending changes.
+    es_local_change_t sent;
+    int found = s_hist_get(txn, service, r->row_id, &sent, err);
+    if (found < 0)
+        goto done;
+    if (found == 0) {
+        rc = 0;
+        goto done;
+    }
+    if (sent.object_len != strlen(obj->name) || memcmp(sent.object, obj->name, sent.object_len)) {
+        es_err_set(err, ES_EPROTO, "%s: upload result for rowId %llu, which was sent for %.*s",
+                   obj->name, (unsigned long long)r->row_id, (int)sent.object_len, sent.object);
+        goto done;
+    }
+    if (r->has_temp) {
+        size_t col = 0;
+        if (r->temp_value >= 0 || s_temp_key(obj, r, &col, &tmp, err) ||
+            sent.pk_len != tmp.len || memcmp(sent.pk, tmp.data, tmp.len)) {
+            es_err_set(err, ES_EPROTO,
+                       "%s: upload result for rowId %llu names a temporary key that was not sent",
+                       obj->name, (unsigned long long)r->row_id);
+            goto done;
+        }
+    } else if (sent.pk_len != pk.len || memcmp(sent.pk, pk.data, pk.len)) {
+        es_err_set(err, ES_EPROTO, "%s: upload result for rowId %llu has another key than sent",
+                   obj->name, (unsigned long long)r->row_id);
+        goto done;
+    }
     //  1. temporary key -> server key
     if (r->has_temp) {
         size_t col = 0;

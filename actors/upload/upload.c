@@ -706,7 +706,15 @@ s_on_done(void *ctx, const es_http_result_t *r)
         if (transient && safe && s_retry(self, r, what))
             return;
         int code = es_http_vmx_code(r);
-        s_fail(self, code ? code : 2030, timeout || r->status == 429, what);
+        //  Keep the cached request unless it certainly never reached the server (no
+        //  connection) or the server refused it outright (4xx): if it may have been applied,
+        //  only its own request id may carry it again (D15 over SPEC 3.3's shorter list).
+        bool unsent = r->curl_code == CURLE_COULDNT_CONNECT ||
+                      r->curl_code == CURLE_COULDNT_RESOLVE_HOST;
+        bool refused = r->curl_code == CURLE_OK && r->status >= 400 && r->status < 500 &&
+                       r->status != 429;
+        (void)timeout;
+        s_fail(self, code ? code : 2030, !(unsent || refused), what);
         return;
     }
     answer_t ans = {self, NULL, 0, 0, false, "", 0};
@@ -723,7 +731,7 @@ s_on_done(void *ctx, const es_http_result_t *r)
         snprintf(what, sizeof what, "%s: %s", j->req.url, err.what);
         if (cache && s_retry(self, r, what))
             return;
-        s_fail(self, 2037, false, what);
+        s_fail(self, 2037, true, what); //  it may have been applied: keep its id
         return;
     }
     int64_t t_parsed = es_now_ms();
@@ -762,7 +770,7 @@ s_on_done(void *ctx, const es_http_result_t *r)
         snprintf(what, sizeof what, "Sync upload failed with an error: rowId key missing for a "
                                     "record of object -%s",
                  ans.missing_object);
-        s_fail(self, 2473, false, what);
+        s_fail(self, 2473, true, what);
         return;
     }
     if (ans.n)
@@ -771,7 +779,8 @@ s_on_done(void *ctx, const es_http_result_t *r)
     es_actor_beat(self->w.actor);
     if (es_store_write(self->w.store, s_apply_fn, &ap, &err)) {
         s_answer_release(&ans);
-        s_fail(self, 2000, true, err.what);
+        //  An answer that does not match what was sent is refused whole (nothing applied).
+        s_fail(self, err.code == ES_EPROTO ? 2473 : 2000, true, err.what);
         return;
     }
     int64_t t_committed = es_now_ms();
@@ -859,7 +868,9 @@ s_start_job(upload_t *self, const es_upload_t *u)
     es_txn_t *txn = es_store_begin(self->w.store, false, &err);
     rc = txn ? es_local_last_rsn(txn, j->service, &j->upto, &err) : -1;
     es_txn_abort(&txn);
-    if (rc == 0 && j->meta->upload_cache)
+    //  Cached requests are replayed even if the service's metadata turned the cache off since:
+    //  their changes must not travel again under a new identity.
+    if (rc == 0)
         rc = s_plan_replay(self, &err);
     if (rc) {
         s_job_end(self, 2000, err.what);

@@ -1350,12 +1350,64 @@ test_apply_temp_key(void **state)
                            .rec_len = rec.len,
                            .has_temp = true,
                            .temp_value = -1};
+    //  rowId 1 is no longer pending (applied above): nothing happens at all.
     es_txn_t *txn = s_begin(true);
+    assert_int_equal(es_local_apply_result(txn, "Svc", &r, false, &err), 0);
+    es_txn_abort(&txn);
+    //  Answers must match what was sent: the pending change at their rowId, same object and
+    //  key; a temporary key only where one was sent.
+    s_seed(s_cust, "{\"id\":7,\"name\":\"A\"}", "c7");
+    s_seed(s_cust, "{\"id\":8,\"name\":\"B\"}", "c8");
+    es_local_opts_t tracked = s_opts(true, true, true);
+    s_update(s_cust, "7", "{\"name\":\"A2\"}", true, &tracked);
+    s_update(s_cust, "8", "{\"name\":\"B2\"}", true, &tracked);
+    char *before = s_dump();
+    uint64_t rsn7 = 0;
+    txn = s_begin(false);
+    assert_int_equal(es_local_last_rsn(txn, "Svc", &rsn7, &err), 0);
+    es_txn_abort(&txn);
+    rsn7 -= 1; //  the update of 7 came first
+    const char *other = "{\"id\":8,\"name\":\"X\"}";
+    es_buf_reset(&rec);
+    assert_int_equal(es_record_from_json(s_cust, other, strlen(other), &rec, &err), 0);
+    es_local_result_t bad = {.object = s_cust, .row_id = rsn7, .checksum = "",
+                             .rec = rec.data, .rec_len = rec.len};
+    txn = s_begin(true);
+    assert_int_equal(es_local_apply_result(txn, "Svc", &bad, false, &err), -1);
+    es_txn_abort(&txn);
+    assert_int_equal(err.code, ES_EPROTO);
+    assert_string_equal(err.what, "Customer: upload result for rowId 5 has another key than sent");
+    bad.has_temp = true; //  a "temporary" 8 that names an existing row
+    bad.temp_value = 8;
+    txn = s_begin(true);
+    assert_int_equal(es_local_apply_result(txn, "Svc", &bad, false, &err), -1);
+    es_txn_abort(&txn);
+    assert_string_equal(err.what,
+                        "Customer: upload result for rowId 5 names a temporary key that was not "
+                        "sent");
+    es_buf_t orec;
+    es_buf_init(&orec);
+    assert_int_equal(es_record_from_json(s_order, j, strlen(j), &orec, &err), 0);
+    bad.object = s_order;
+    bad.has_temp = false;
+    bad.rec = orec.data;
+    bad.rec_len = orec.len;
+    txn = s_begin(true);
+    assert_int_equal(es_local_apply_result(txn, "Svc", &bad, false, &err), -1);
+    es_txn_abort(&txn);
+    assert_string_equal(err.what, "Order: upload result for rowId 5, which was sent for Customer");
+    char *after = s_dump();
+    assert_string_equal(before, after); //  nothing changed
+    free(before);
+    free(after);
+    //  A temporary key on an object without auto-generated key column is a protocol error.
+    r.row_id = rsn7;
+    r.rec = orec.data;
+    r.rec_len = orec.len;
+    txn = s_begin(true);
     assert_int_equal(es_local_apply_result(txn, "Svc", &r, false, &err), -1);
     es_txn_abort(&txn);
     assert_int_equal(err.code, ES_EPROTO);
-    assert_string_equal(err.what, "Order: upload result carries a temporary key but no key column "
-                                  "is auto-generated");
     //  A result record without its key.
     r.object = s_cust;
     r.has_temp = false;
@@ -1373,6 +1425,7 @@ test_apply_temp_key(void **state)
     es_txn_abort(&txn);
     assert_string_equal(err.what, "upload result: Customer: key column 'id' missing");
     es_buf_release(&rec);
+    es_buf_release(&orec);
 }
 
 int
