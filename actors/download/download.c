@@ -584,30 +584,17 @@ s_start_job(download_t *self, const es_download_t *d)
     es_buf_init(&j->ops);
     es_buf_init(&j->errors);
     es_err_t err;
-    char *base = es_svc_url(self->w.store, d->service, &err);
-    j->meta = base ? es_svc_meta(self->w.store, d->service, &err) : NULL;
-    j->obj = j->meta ? es_meta_object(j->meta, d->object) : NULL;
-    if (!j->obj) {
-        if (j->meta)
-            es_err_set(&err, ES_ENOTFOUND, "object '%s' is not in service '%s'", d->object,
-                       d->service);
-        free(base);
-        s_job_end(self, 2474, err.what);
-        return;
-    }
-    const char **names = es_malloc(j->meta->nobjects * sizeof *names);
-    for (size_t i = 0; i < j->meta->nobjects; i++)
-        names[i] = j->meta->objects[i].name;
-    int vmx = 0;
-    int rc = es_syncopts_parse(&j->opts, d->options.ptr, d->options.len, ES_SYNCOPTS_SERVICE,
-                               (const char *const *)names, j->meta->nobjects, &err, &vmx);
-    free(names);
-    if (rc) {
-        free(base);
-        s_job_end(self, vmx ? vmx : 2304, err.what);
+    char *base;
+    int32_t code;
+    if (!d->object[0] || es_worker_job_open(&self->w, d->service, d->object, d->options, 2474,
+                                            &j->meta, &base, &j->opts, &code, &err)) {
+        if (!d->object[0])
+            es_err_set(&err, ES_EINVAL, "DOWNLOAD.object: empty");
+        s_job_end(self, d->object[0] ? code : 2474, err.what);
         return;
     }
     j->opts_parsed = true;
+    j->obj = es_meta_object(j->meta, d->object);
     const char *filter = NULL;
     for (size_t i = 0; i < j->opts.nfilters; i++)
         if (strcmp(j->opts.filters[i].key, j->object) == 0)

@@ -488,30 +488,17 @@ s_start_job(reconcile_t *self, const es_reconcile_t *q)
     es_buf_init(&j->ctx_key);
     es_store_table(&j->scratch, "rkeys", j->object);
     es_buf_printf(&j->ctx_key, "reconcile\n%s", j->object);
-    char *base = es_svc_url(self->w.store, q->service, &err);
-    j->meta = base ? es_svc_meta(self->w.store, q->service, &err) : NULL;
-    j->obj = j->meta ? es_meta_object(j->meta, q->object) : NULL;
-    if (!j->obj) {
-        if (j->meta)
-            es_err_set(&err, ES_ENOTFOUND, "object '%s' is not in service '%s'", q->object,
-                       q->service);
-        free(base);
-        s_job_end(self, 2474, err.what);
-        return;
-    }
-    const char **names = es_malloc(j->meta->nobjects * sizeof *names);
-    for (size_t i = 0; i < j->meta->nobjects; i++)
-        names[i] = j->meta->objects[i].name;
+    char *base;
+    int32_t code;
     es_syncopts_t o;
-    int vmx = 0;
-    int rc = es_syncopts_parse(&o, q->options.ptr, q->options.len, ES_SYNCOPTS_SERVICE,
-                               (const char *const *)names, j->meta->nobjects, &err, &vmx);
-    free(names);
-    if (rc) {
-        free(base);
-        s_job_end(self, vmx ? vmx : 2304, err.what);
+    if (!q->object[0] || es_worker_job_open(&self->w, q->service, q->object, q->options, 2474,
+                                            &j->meta, &base, &o, &code, &err)) {
+        if (!q->object[0])
+            es_err_set(&err, ES_EINVAL, "RECONCILE.object: empty");
+        s_job_end(self, q->object[0] ? code : 2474, err.what);
         return;
     }
+    j->obj = es_meta_object(j->meta, q->object);
     //  Same filter and query params as the download, $select of the key columns (D6).
     es_buf_t url, sel;
     es_buf_init(&url);

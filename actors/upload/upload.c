@@ -825,26 +825,11 @@ s_start_job(upload_t *self, const es_upload_t *u)
     es_buf_init(&j->resp);
     es_buf_init(&j->errors);
     es_buf_init(&j->req.body);
-    char *base = es_svc_url(self->w.store, u->service, &err);
-    j->meta = base ? es_svc_meta(self->w.store, u->service, &err) : NULL;
-    if (!j->meta || (j->object[0] && !es_meta_object(j->meta, j->object))) {
-        if (j->meta)
-            es_err_set(&err, ES_ENOTFOUND, "object '%s' is not in service '%s'", j->object,
-                       j->service);
-        free(base);
-        s_job_end(self, 2473, err.what);
-        return;
-    }
-    const char **names = es_malloc((j->meta->nobjects + 1) * sizeof *names);
-    for (size_t i = 0; i < j->meta->nobjects; i++)
-        names[i] = j->meta->objects[i].name;
-    int vmx = 0;
-    int rc = es_syncopts_parse(&j->opts, u->options.ptr, u->options.len, ES_SYNCOPTS_SERVICE,
-                               (const char *const *)names, j->meta->nobjects, &err, &vmx);
-    free(names);
-    if (rc) {
-        free(base);
-        s_job_end(self, vmx ? vmx : 2304, err.what);
+    char *base;
+    int32_t code;
+    if (es_worker_job_open(&self->w, u->service, u->object, u->options, 2473, &j->meta, &base,
+                           &j->opts, &code, &err)) {
+        s_job_end(self, code, err.what);
         return;
     }
     j->opts_parsed = true;
@@ -866,7 +851,7 @@ s_start_job(upload_t *self, const es_upload_t *u)
                           j->opts.upload_params[i].value);
     j->query = es_buf_steal(&q);
     es_txn_t *txn = es_store_begin(self->w.store, false, &err);
-    rc = txn ? es_local_last_rsn(txn, j->service, &j->upto, &err) : -1;
+    int rc = txn ? es_local_last_rsn(txn, j->service, &j->upto, &err) : -1;
     es_txn_abort(&txn);
     //  Cached requests are replayed even if the service's metadata turned the cache off since:
     //  their changes must not travel again under a new identity.

@@ -1,6 +1,9 @@
 //  es_worker - common setup and loop of the job-running actors.
 #include "actors/worker/es_worker.h"
 #include "common/es_log.h"
+#include "common/es_mem.h"
+#include "store/es_svc.h"
+#include <stdlib.h>
 #include <string.h>
 
 int
@@ -77,4 +80,38 @@ es_worker_send_or_exit(es_worker_t *self, const es_msg_t *msg)
         es_log_error("%s not sent (%s): exiting", es_msg_name(msg->type), err.what);
         self->lost = true;
     }
+}
+
+int
+es_worker_job_open(es_worker_t *self, const char *service, const char *object,
+                   es_slice_t options, int32_t missing_code, es_meta_t **meta, char **url,
+                   es_syncopts_t *opts, int32_t *code, es_err_t *err)
+{
+    *meta = NULL;
+    *url = es_svc_url(self->store, service, err);
+    if (*url)
+        *meta = es_svc_meta(self->store, service, err);
+    if (*meta && object[0] && !es_meta_object(*meta, object))
+        es_err_set(err, ES_ENOTFOUND, "object '%s' is not in service '%s'", object, service);
+    else if (*meta) {
+        const char **names = es_malloc(((*meta)->nobjects + 1) * sizeof *names);
+        for (size_t i = 0; i < (*meta)->nobjects; i++)
+            names[i] = (*meta)->objects[i].name;
+        int vmx = 0;
+        int rc = es_syncopts_parse(opts, options.ptr, options.len, ES_SYNCOPTS_SERVICE,
+                                   (const char *const *)names, (*meta)->nobjects, err, &vmx);
+        free(names);
+        if (rc == 0)
+            return 0;
+        *code = vmx ? vmx : 2304;
+        es_meta_destroy(meta);
+        free(*url);
+        *url = NULL;
+        return -1;
+    }
+    *code = missing_code;
+    es_meta_destroy(meta);
+    free(*url);
+    *url = NULL;
+    return -1;
 }

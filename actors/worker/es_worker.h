@@ -6,6 +6,8 @@
 #include "common/es_actor.h"
 #include "common/es_config.h"
 #include "common/es_http.h"
+#include "protocol/es_meta.h"
+#include "protocol/es_syncopts.h"
 #include "store/es_store.h"
 
 typedef struct {
@@ -29,6 +31,16 @@ void es_worker_close(es_worker_t *self);
 typedef void(es_worker_timer_fn)(void *ctx);
 int es_worker_run(es_worker_t *self, es_actor_msg_fn *on_msg, es_worker_timer_fn *on_timer,
                   void *ctx, es_err_t *err);
+
+//  What a job needs of its service: the metadata and URL stored by setup, and the job's options
+//  (normalised, service-level shape) parsed against the service's objects. object "" means the
+//  whole service, else it must be one of its objects. On success the caller owns *meta, *url
+//  and *opts (es_meta_destroy, free, es_syncopts_release). On failure nothing is left to
+//  release, *code is the Volt MX code (missing_code for an unknown service or object) and err
+//  says why.
+int es_worker_job_open(es_worker_t *self, const char *service, const char *object,
+                       es_slice_t options, int32_t missing_code, es_meta_t **meta, char **url,
+                       es_syncopts_t *opts, int32_t *code, es_err_t *err);
 
 //  Send a message the orchestrator waits for; if it cannot be sent, mark the worker lost so
 //  that it exits and supervision re-dispatches its job.
