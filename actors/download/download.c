@@ -1,5 +1,6 @@
 //  download - one object's batched download: request, stream-parse, commit, progress.
 #include "actors/download/download.h"
+#include "actors/worker/es_worker.h"
 #include "common/es_log.h"
 #include "common/es_mem.h"
 #include "protocol/es_dlparse.h"
@@ -10,7 +11,6 @@
 #include "store/es_local.h"
 #include "store/es_store.h"
 #include "store/es_svc.h"
-#include "actors/worker/es_worker.h"
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -103,17 +103,9 @@ s_job_end(download_t *self, int32_t code, const char *what)
     es_buf_t result;
     es_buf_init(&result);
     //  records: every record this session committed for the object (also before a restart).
-    es_buf_printf(&result, "{\"records\":%llu,\"syncErrors\":[%s]}",
-                  (unsigned long long)j->records, j->errors.data ? j->errors.data : "");
-    es_msg_t m;
-    es_msg_init(&m, ES_MSG_JOB_DONE, 0);
-    es_job_done_t *d = &m.u.job_done;
-    snprintf(d->session, sizeof d->session, "%s", j->session);
-    d->job = j->id;
-    d->code = code;
-    d->what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
-    d->result = (es_slice_t){result.data ? result.data : "", result.len};
-    es_worker_send_or_exit(&self->w, &m);
+    es_buf_printf(&result, "{\"records\":%llu,\"syncErrors\":[%s]}", (unsigned long long)j->records,
+                  j->errors.data ? j->errors.data : "");
+    es_worker_job_done(&self->w, j->session, j->id, code, what, result.data);
     es_buf_release(&result);
     if (code && code != 2478)
         es_log_warn("%s/%s: download failed (%d): %s", j->service, j->object, code, what);
@@ -387,8 +379,8 @@ s_apply_ops(es_txn_t *txn, const job_t *j, const char *ops, size_t len, const ch
         p += vlen;
         //  Rows with pending local state keep their values (SPEC 3.6.5); with
         //  downloadReconciliationRequired false the server version wins unconditionally.
-        int protect = j->opts.reconcile ? es_local_protect(txn, j->object, key, klen,
-                                                           op == OP_DEL, val, vlen, err)
+        int protect = j->opts.reconcile ? es_local_protect(txn, j->object, key, klen, op == OP_DEL,
+                                                           val, vlen, err)
                                         : 0;
         if (protect < 0)
             return -1;
@@ -561,14 +553,8 @@ s_start_job(download_t *self, const es_download_t *d)
     if (j->active) {
         es_log_warn("job %llu refused: job %llu is running", (unsigned long long)d->job,
                     (unsigned long long)j->id);
-        es_msg_t m;
-        es_msg_init(&m, ES_MSG_JOB_DONE, 0);
-        snprintf(m.u.job_done.session, sizeof m.u.job_done.session, "%s", d->session);
-        m.u.job_done.job = d->job;
-        m.u.job_done.code = 2460;
-        static const char busy[] = "download actor busy with another job";
-        m.u.job_done.what = (es_slice_t){busy, sizeof busy - 1};
-        es_worker_send_or_exit(&self->w, &m);
+        es_worker_job_done(&self->w, d->session, d->job, 2460,
+                           "download actor busy with another job", NULL);
         return;
     }
     memset(j, 0, sizeof *j);

@@ -1,5 +1,6 @@
 //  reconcile - key listing into a scratch table, then a sweep of the local rows.
 #include "actors/reconcile/reconcile.h"
+#include "actors/worker/es_worker.h"
 #include "common/es_config.h"
 #include "common/es_log.h"
 #include "common/es_mem.h"
@@ -10,7 +11,6 @@
 #include "store/es_local.h"
 #include "store/es_store.h"
 #include "store/es_svc.h"
-#include "actors/worker/es_worker.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,17 +74,8 @@ s_job_end(reconcile_t *self, int32_t code, const char *what)
 {
     job_t *j = &self->job;
     char result[96];
-    snprintf(result, sizeof result, "{\"reconciledDeletes\":%llu}",
-             (unsigned long long)j->deleted);
-    es_msg_t m;
-    es_msg_init(&m, ES_MSG_JOB_DONE, 0);
-    es_job_done_t *d = &m.u.job_done;
-    snprintf(d->session, sizeof d->session, "%s", j->session);
-    d->job = j->id;
-    d->code = code;
-    d->what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
-    d->result = (es_slice_t){result, strlen(result)};
-    es_worker_send_or_exit(&self->w, &m);
+    snprintf(result, sizeof result, "{\"reconciledDeletes\":%llu}", (unsigned long long)j->deleted);
+    es_worker_job_done(&self->w, j->session, j->id, code, what, result);
     if (code && code != 2478)
         es_log_warn("%s/%s: reconcile failed (%d): %s", j->service, j->object, code, what);
     else
@@ -254,10 +245,10 @@ s_load_resume(reconcile_t *self, bool *complete, es_err_t *err)
 typedef struct {
     reconcile_t *self;
     es_txn_t *txn;
-    es_buf_t *from;      //  last key examined (exclusive start), updated
-    es_buf_t *doomed;    //  keys to delete: [u32 length][key]...
-    size_t examined;     //  rows looked at in this chunk
-    bool more;           //  stopped at the chunk size
+    es_buf_t *from;   //  last key examined (exclusive start), updated
+    es_buf_t *doomed; //  keys to delete: [u32 length][key]...
+    size_t examined;  //  rows looked at in this chunk
+    bool more;        //  stopped at the chunk size
 } sweep_t;
 
 static int
@@ -406,14 +397,13 @@ s_on_done(void *ctx, const es_http_result_t *r)
         //  Listing is read-only: retrying is always safe.
         if (transient && !j->cancelled &&
             j->attempt < es_config_int(self->w.config, "retry.max_attempts")) {
-            int64_t d = es_http_retry_delay_ms(j->attempt,
-                                               es_config_int(self->w.config, "retry.base_ms"),
-                                               es_config_int(self->w.config, "retry.max_ms"),
-                                               r->retry_after_s, &self->seed);
+            int64_t d = es_http_retry_delay_ms(
+                j->attempt, es_config_int(self->w.config, "retry.base_ms"),
+                es_config_int(self->w.config, "retry.max_ms"), r->retry_after_s, &self->seed);
             j->attempt++;
             self->w.retry_at = es_now_ms() + d;
-            es_log_warn("%s/%s: key listing: %s; retry %u in %lld ms", j->service, j->object,
-                        what, j->attempt, (long long)d);
+            es_log_warn("%s/%s: key listing: %s; retry %u in %lld ms", j->service, j->object, what,
+                        j->attempt, (long long)d);
             return;
         }
         int code = es_http_vmx_code(r);
@@ -465,14 +455,8 @@ s_start_job(reconcile_t *self, const es_reconcile_t *q)
     job_t *j = &self->job;
     es_err_t err;
     if (j->active) {
-        es_msg_t m;
-        es_msg_init(&m, ES_MSG_JOB_DONE, 0);
-        snprintf(m.u.job_done.session, sizeof m.u.job_done.session, "%s", q->session);
-        m.u.job_done.job = q->job;
-        m.u.job_done.code = 2460;
-        static const char busy[] = "reconcile actor busy with another job";
-        m.u.job_done.what = (es_slice_t){busy, sizeof busy - 1};
-        es_worker_send_or_exit(&self->w, &m);
+        es_worker_job_done(&self->w, q->session, q->job, 2460,
+                           "reconcile actor busy with another job", NULL);
         return;
     }
     memset(j, 0, sizeof *j);

@@ -1,6 +1,7 @@
 //  upload - upload-cache replay, then batched upload of pending changes, each answer applied
 //  with the removal of the changes it covered in one transaction.
 #include "actors/upload/upload.h"
+#include "actors/worker/es_worker.h"
 #include "common/es_config.h"
 #include "common/es_log.h"
 #include "common/es_mem.h"
@@ -10,7 +11,6 @@
 #include "store/es_local.h"
 #include "store/es_store.h"
 #include "store/es_svc.h"
-#include "actors/worker/es_worker.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,13 +21,13 @@
 
 //  One request of the job: a replayed cache row or a new batch.
 typedef struct {
-    bool replay;                //  from the upload cache
+    bool replay;                     //  from the upload cache
     char cache_key[ES_NAME_MAX + 1]; //  its upcache row ("" when the cache is off)
-    char request_id[40];        //  X-...-RequestCacheId ("" when the cache is off)
-    char *url;                  //  endpoint with query string
-    es_buf_t body;              //  exact body sent
-    uint64_t last_rsn;          //  highest RSN in the batch (0 for a replay)
-    size_t records;             //  records in the body
+    char request_id[40];             //  X-...-RequestCacheId ("" when the cache is off)
+    char *url;                       //  endpoint with query string
+    es_buf_t body;                   //  exact body sent
+    uint64_t last_rsn;               //  highest RSN in the batch (0 for a replay)
+    size_t records;                  //  records in the body
 } req_t;
 
 //  A successful record kept until the whole answer is parsed (applied in rowId order).
@@ -64,16 +64,16 @@ typedef struct {
     int64_t t_start, t_sent;       //  timing (ms)
     uint64_t uploaded;             //  records the server accepted
     uint32_t ok_batches, failed_batches, replays;
-    es_buf_t errors;               //  syncErrors.upload entries, comma-joined
-    bool cancelled;                //  stop after the request in flight
+    es_buf_t errors; //  syncErrors.upload entries, comma-joined
+    bool cancelled;  //  stop after the request in flight
 } job_t;
 
 struct upload {
-    es_actor_opts_t opts; //  argv
-    es_worker_t w;        //  config, store, http, actor, retry timer
+    es_actor_opts_t opts;   //  argv
+    es_worker_t w;          //  config, store, http, actor, retry timer
     es_upload_body_t *body; //  body builder
-    job_t job;            //  the current job
-    uint32_t seed;        //  jitter
+    job_t job;              //  the current job
+    uint32_t seed;          //  jitter
 };
 
 //  Crash test hook: ES_TEST_CRASH_AT="<point>:<marker file>" kills this process (SIGKILL, as a
@@ -148,15 +148,7 @@ s_job_end(upload_t *self, int32_t code, const char *what)
     es_buf_printf(&result, "{\"uploaded\":%llu,\"replays\":%u,\"upload\":[%s]}",
                   (unsigned long long)j->uploaded, j->replays,
                   j->errors.data ? j->errors.data : "");
-    es_msg_t m;
-    es_msg_init(&m, ES_MSG_JOB_DONE, 0);
-    es_job_done_t *d = &m.u.job_done;
-    snprintf(d->session, sizeof d->session, "%s", j->session);
-    d->job = j->id;
-    d->code = code;
-    d->what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
-    d->result = (es_slice_t){result.data, result.len};
-    es_worker_send_or_exit(&self->w, &m);
+    es_worker_job_done(&self->w, j->session, j->id, code, what, result.data);
     es_buf_release(&result);
     if (code && code != 2478)
         es_log_warn("%s%s%s: upload failed (%d): %s", j->service, j->object[0] ? "/" : "",
@@ -164,8 +156,7 @@ s_job_end(upload_t *self, int32_t code, const char *what)
     else
         es_log_info("%s%s%s: upload %s: %llu records in %u batches, %u replays", j->service,
                     j->object[0] ? "/" : "", j->object, code ? "cancelled" : "done",
-                    (unsigned long long)j->uploaded, j->ok_batches + j->failed_batches,
-                    j->replays);
+                    (unsigned long long)j->uploaded, j->ok_batches + j->failed_batches, j->replays);
     es_meta_destroy(&j->meta);
     if (j->opts_parsed)
         es_syncopts_release(&j->opts);
@@ -260,7 +251,7 @@ s_cache_load(upload_t *self, const char *key, req_t *r, uint32_t *attempts, es_e
 typedef struct {
     const char *service; //  rows of this service's objects...
     const es_meta_t *meta;
-    const char *object;  //  ...or of this object only ("" = all)
+    const char *object; //  ...or of this object only ("" = all)
     char ***keys;
     size_t *n;
 } replay_ctx_t;
@@ -336,10 +327,14 @@ static const char *
 s_action_name(es_chg_t a)
 {
     switch (a) {
-    case ES_CHG_CREATE: return "create";
-    case ES_CHG_PARTIAL: return "partialupdate";
-    case ES_CHG_DELETE: return "delete";
-    default: return "update"; //  0 and 80
+    case ES_CHG_CREATE:
+        return "create";
+    case ES_CHG_PARTIAL:
+        return "partialupdate";
+    case ES_CHG_DELETE:
+        return "delete";
+    default:
+        return "update"; //  0 and 80
     }
 }
 
@@ -373,10 +368,9 @@ s_request_id(char *out, size_t size)
             r[i] = (unsigned char)(rand() ^ (int)es_now_ms());
     r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); //  UUID version 4
     r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-    snprintf(out, size,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
-             r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
-             r[15]);
+    snprintf(out, size, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+             r[14], r[15]);
 }
 
 //  Build the next batch from the pending changes; false when there is none left.
@@ -389,8 +383,8 @@ s_build_batch(upload_t *self, es_err_t *err, bool *failed)
     batch_ctx_t b = {self, 0};
     es_txn_t *txn = es_store_begin(self->w.store, false, err);
     int rc = txn ? es_local_changes(txn, j->service, j->after, j->upto,
-                                    (size_t)j->opts.upload_batch_size, s_in_scope, j,
-                                    s_add_change, &b, err)
+                                    (size_t)j->opts.upload_batch_size, s_in_scope, j, s_add_change,
+                                    &b, err)
                  : -1;
     es_txn_abort(&txn);
     if (rc) {
@@ -535,11 +529,11 @@ s_next(upload_t *self)
 
 typedef struct {
     upload_t *self;
-    result_t *results;     //  successes, applied after the parse in rowId order
+    result_t *results; //  successes, applied after the parse in rowId order
     size_t n, cap;
-    bool missing_row_id;   //  a success without rowId (2473)
+    bool missing_row_id; //  a success without rowId (2473)
     char missing_object[ES_NAME_MAX + 1];
-    uint64_t failures;     //  records with errmsg
+    uint64_t failures; //  records with errmsg
 } answer_t;
 
 static void
@@ -635,8 +629,8 @@ s_apply_fn(es_txn_t *txn, void *ctx, es_err_t *err)
     job_t *j = &a->self->job;
     for (size_t i = 0; i < a->answer->n; i++) {
         const result_t *x = &a->answer->results[i];
-        es_local_result_t r = {x->object, x->row_id,     x->is_delete,  x->checksum,
-                               x->rec,    x->rec_len,    x->has_temp,   x->temp_value};
+        es_local_result_t r = {x->object, x->row_id,  x->is_delete, x->checksum,
+                               x->rec,    x->rec_len, x->has_temp,  x->temp_value};
         if (es_local_apply_result(txn, j->service, &r, s_remove_after(j, x->object->name), err))
             return -1;
     }
@@ -701,18 +695,18 @@ s_on_done(void *ctx, const es_http_result_t *r)
         bool timeout = r->curl_code == CURLE_OPERATION_TIMEDOUT;
         bool transient = r->curl_code != CURLE_OK || r->status == 429 || r->status >= 500;
         //  Without the cache a request that reached the server must not be sent twice.
-        bool safe = cache || r->curl_code == CURLE_COULDNT_CONNECT || r->status == 429 ||
-                    r->status == 503;
+        bool safe =
+            cache || r->curl_code == CURLE_COULDNT_CONNECT || r->status == 429 || r->status == 503;
         if (transient && safe && s_retry(self, r, what))
             return;
         int code = es_http_vmx_code(r);
         //  Keep the cached request unless it certainly never reached the server (no
         //  connection) or the server refused it outright (4xx): if it may have been applied,
         //  only its own request id may carry it again (D15 over SPEC 3.3's shorter list).
-        bool unsent = r->curl_code == CURLE_COULDNT_CONNECT ||
-                      r->curl_code == CURLE_COULDNT_RESOLVE_HOST;
-        bool refused = r->curl_code == CURLE_OK && r->status >= 400 && r->status < 500 &&
-                       r->status != 429;
+        bool unsent =
+            r->curl_code == CURLE_COULDNT_CONNECT || r->curl_code == CURLE_COULDNT_RESOLVE_HOST;
+        bool refused =
+            r->curl_code == CURLE_OK && r->status >= 400 && r->status < 500 && r->status != 429;
         (void)timeout;
         s_fail(self, code ? code : 2030, !(unsent || refused), what);
         return;
@@ -767,8 +761,9 @@ s_on_done(void *ctx, const es_http_result_t *r)
     }
     if (ans.missing_row_id) {
         s_answer_release(&ans);
-        snprintf(what, sizeof what, "Sync upload failed with an error: rowId key missing for a "
-                                    "record of object -%s",
+        snprintf(what, sizeof what,
+                 "Sync upload failed with an error: rowId key missing for a "
+                 "record of object -%s",
                  ans.missing_object);
         s_fail(self, 2473, true, what);
         return;
@@ -805,14 +800,8 @@ s_start_job(upload_t *self, const es_upload_t *u)
     job_t *j = &self->job;
     es_err_t err;
     if (j->active) {
-        es_msg_t m;
-        es_msg_init(&m, ES_MSG_JOB_DONE, 0);
-        snprintf(m.u.job_done.session, sizeof m.u.job_done.session, "%s", u->session);
-        m.u.job_done.job = u->job;
-        m.u.job_done.code = 2460;
-        static const char busy[] = "upload actor busy with another job";
-        m.u.job_done.what = (es_slice_t){busy, sizeof busy - 1};
-        es_worker_send_or_exit(&self->w, &m);
+        es_worker_job_done(&self->w, u->session, u->job, 2460, "upload actor busy with another job",
+                           NULL);
         return;
     }
     memset(j, 0, sizeof *j);
@@ -847,8 +836,7 @@ s_start_job(upload_t *self, const es_upload_t *u)
     es_buf_init(&q);
     bool first = true;
     for (size_t i = 0; i < j->opts.nupload_params; i++)
-        es_http_query_add(&q, &first, j->opts.upload_params[i].key,
-                          j->opts.upload_params[i].value);
+        es_http_query_add(&q, &first, j->opts.upload_params[i].key, j->opts.upload_params[i].value);
     j->query = es_buf_steal(&q);
     es_txn_t *txn = es_store_begin(self->w.store, false, &err);
     int rc = txn ? es_local_last_rsn(txn, j->service, &j->upto, &err) : -1;

@@ -3,6 +3,7 @@
 #include "common/es_log.h"
 #include "common/es_mem.h"
 #include "store/es_svc.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,8 +50,8 @@ es_worker_close(es_worker_t *self)
 }
 
 int
-es_worker_run(es_worker_t *self, es_actor_msg_fn *on_msg, es_worker_timer_fn *on_timer,
-              void *ctx, es_err_t *err)
+es_worker_run(es_worker_t *self, es_actor_msg_fn *on_msg, es_worker_timer_fn *on_timer, void *ctx,
+              es_err_t *err)
 {
     while (!es_actor_terminated(self->actor)) {
         if (self->lost)
@@ -83,9 +84,9 @@ es_worker_send_or_exit(es_worker_t *self, const es_msg_t *msg)
 }
 
 int
-es_worker_job_open(es_worker_t *self, const char *service, const char *object,
-                   es_slice_t options, int32_t missing_code, es_meta_t **meta, char **url,
-                   es_syncopts_t *opts, int32_t *code, es_err_t *err)
+es_worker_job_open(es_worker_t *self, const char *service, const char *object, es_slice_t options,
+                   int32_t missing_code, es_meta_t **meta, char **url, es_syncopts_t *opts,
+                   int32_t *code, es_err_t *err)
 {
     *meta = NULL;
     *url = es_svc_url(self->store, service, err);
@@ -114,4 +115,19 @@ es_worker_job_open(es_worker_t *self, const char *service, const char *object,
     free(*url);
     *url = NULL;
     return -1;
+}
+
+void
+es_worker_job_done(es_worker_t *self, const char *session, uint64_t job, int32_t code,
+                   const char *what, const char *result)
+{
+    es_msg_t m;
+    es_msg_init(&m, ES_MSG_JOB_DONE, 0);
+    es_job_done_t *d = &m.u.job_done;
+    snprintf(d->session, sizeof d->session, "%s", session);
+    d->job = job;
+    d->code = code;
+    d->what = (es_slice_t){what ? what : "", what ? strlen(what) : 0};
+    d->result = (es_slice_t){result ? result : "", result ? strlen(result) : 0};
+    es_worker_send_or_exit(self, &m);
 }

@@ -42,6 +42,11 @@ int es_worker_job_open(es_worker_t *self, const char *service, const char *objec
                        es_slice_t options, int32_t missing_code, es_meta_t **meta, char **url,
                        es_syncopts_t *opts, int32_t *code, es_err_t *err);
 
+//  Report the end of job (JOB_DONE) with code (0 = done), what (may be NULL) and result JSON
+//  (may be NULL); if it cannot be sent the worker exits (see es_worker_send_or_exit).
+void es_worker_job_done(es_worker_t *self, const char *session, uint64_t job, int32_t code,
+                        const char *what, const char *result);
+
 //  Send a message the orchestrator waits for; if it cannot be sent, mark the worker lost so
 //  that it exits and supervision re-dispatches its job.
 void es_worker_send_or_exit(es_worker_t *self, const es_msg_t *msg);
