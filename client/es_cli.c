@@ -4,6 +4,7 @@
 #include "client/edgesync.h"
 #include "common/es_buf.h"
 #include "common/es_config.h"
+#include "common/es_curve.h"
 #include "common/es_err.h"
 #include "common/es_mem.h"
 #include <errno.h>
@@ -63,11 +64,23 @@ static const cmd_help_t s_helps[] = {
      "  --limit N       at most N records (0 = all)"},
     {"status", "[SESSION]", "Print the daemon's status, or one session's state."},
     {"stats", "[ENTITY]", "Print the last sync stats of an object or service (default: all)."},
+    {"history", "[ENTITY] [--limit N] [--json]",
+     "List past sync runs, newest first: when, entity, level, result, records, bytes, time.\n"
+     "ENTITY is an object, a service or \"application\" (default: every run).\n"
+     "  --limit N  at most N runs (default 20; 0 = every run kept, see history.max_runs)\n"
+     "  --json     the runs as a JSON array, with options, phases, retries and errors"},
     {"events", "[SESSION] [--from ENDPOINT]",
      "Print progress events as JSON lines until Ctrl-C or, with SESSION, until its result.\n"
      "  --from ENDPOINT  event socket (default: $EDGESYNC_EVENT_ENDPOINT, the config file's\n"
      "                   event_endpoint, or events.sock beside an ipc command socket)"},
     {"cancel", "SESSION", "Cancel a running sync session."},
+    {"keygen", "[--out PREFIX]",
+     "Make a CURVE key pair for a daemon on tcp://: PREFIX.key (the secret, mode 0600) and\n"
+     "PREFIX.pub (the public key); existing files are never replaced. Prints the public key.\n"
+     "The daemon's pair: curve.secret_key_file = PREFIX.key, clients get PREFIX.pub for\n"
+     "--curve-server-key. A client's pair: --curve-key PREFIX.key, and the key in its\n"
+     "PREFIX.pub goes on a line of the daemon's curve.allow_keys_file (then SIGHUP it).\n"
+     "  --out PREFIX  file name prefix (default: edgesync, in the current directory)"},
     {"create", "SERVICE OBJECT RECORD_JSON|@FILE [--options JSON|@FILE]",
      "Create a record locally; prints {\"pk\":{...}}, the new key (auto-generated key columns\n"
      "get a temporary negative id until the record is uploaded).\n"
@@ -106,7 +119,12 @@ s_usage(FILE *out)
             "  -c CONFIG    config file (default %s if it exists)\n"
             "  -e ENDPOINT  daemon command endpoint (default: $EDGESYNC_ENDPOINT, the config\n"
             "               file, else ipc://<cwd>/edgesync-data/cmd.sock)\n"
-            "  -t MS        reply timeout in milliseconds (default 5000)\n\n"
+            "  -t MS        reply timeout in milliseconds (default 5000)\n"
+            "  --curve-server-key FILE  the daemon's CURVE public key (PREFIX.pub), for a\n"
+            "               tcp:// endpoint (default: $EDGESYNC_CURVE_SERVER_KEY, else the\n"
+            "               config file's curve.server_public_key_file)\n"
+            "  --curve-key FILE  this client's CURVE secret key (PREFIX.key, mode 0600)\n"
+            "               (default: $EDGESYNC_CURVE_KEY, else curve.client_key_file)\n\n"
             "commands:\n",
             S_SYSTEM_CONFIG);
     for (size_t i = 0; i < S_NCMDS; i++)
@@ -325,6 +343,10 @@ typedef struct {
     int timeout_ms;          //  -t
     char *cmd_endpoint;      //  resolved command endpoint
     char *event_endpoint;    //  from the config file or the environment, or NULL
+    const char *curve_server_key; //  --curve-server-key
+    const char *curve_key;        //  --curve-key
+    char *curve_server_file;      //  resolved: the daemon's public key file, or NULL
+    char *curve_key_file;         //  resolved: this client's secret key file, or NULL
 } env_t;
 
 //  -e, else $EDGESYNC_ENDPOINT, else the config file (-c, else the system one if it exists),
@@ -363,6 +385,49 @@ s_resolve_endpoints(env_t *env)
     return 0;
 }
 
+//  CURVE key files: the options, else the environment, else the config file (-c, else the system
+//  one if it exists). Both or neither.
+static int
+s_resolve_curve(env_t *env)
+{
+    const char *server = env->curve_server_key, *key = env->curve_key;
+    const char *e = getenv("EDGESYNC_CURVE_SERVER_KEY");
+    if (!server && e && *e)
+        server = e;
+    e = getenv("EDGESYNC_CURVE_KEY");
+    if (!key && e && *e)
+        key = e;
+    const char *path = env->config_path;
+    if (!path && access(S_SYSTEM_CONFIG, F_OK) == 0)
+        path = S_SYSTEM_CONFIG;
+    es_config_t *config = NULL;
+    if ((!server || !key) && path) {
+        config = es_config_new();
+        es_err_t err;
+        if (es_config_load(config, path, &err)) {
+            es_config_destroy(&config);
+            fprintf(stderr, "edgesync: config: %s\n", err.what);
+            return ES_CLI_USAGE;
+        }
+        if (!server && *es_config_str(config, "curve.server_public_key_file"))
+            server = es_config_str(config, "curve.server_public_key_file");
+        if (!key && *es_config_str(config, "curve.client_key_file"))
+            key = es_config_str(config, "curve.client_key_file");
+    }
+    int rc = 0;
+    if (!server != !key)
+        rc = s_usage_error(NULL,
+                           "%s is missing: CURVE needs both --curve-server-key (the daemon's "
+                           "public key) and --curve-key (this client's secret key)",
+                           server ? "--curve-key" : "--curve-server-key");
+    else if (server) {
+        env->curve_server_file = es_strdup(server);
+        env->curve_key_file = es_strdup(key);
+    }
+    es_config_destroy(&config);
+    return rc;
+}
+
 //  The PUB socket beside the command socket: ipc://DIR/cmd.sock -> ipc://DIR/events.sock,
 //  tcp://HOST:PORT -> tcp://HOST:PORT+1. NULL if there is no such rule for the endpoint.
 static char *
@@ -399,6 +464,7 @@ s_exit_for_error(void)
     case ES_CLIENT_EINTR:
         return ES_CLI_INTERRUPTED;
     case ES_CLIENT_EUNREACHABLE:
+    case ES_CLIENT_EAUTH:
     case ES_CLIENT_ETIMEOUT:
     case ES_CLIENT_EPROTO:
     case ES_CLIENT_ESYS:
@@ -703,7 +769,21 @@ s_progress_cb(void *ctx, const char *json)
 static es_client_t *
 s_connect(env_t *env, int *exit_code)
 {
-    es_client_t *client = es_client_new(env->cmd_endpoint, env->timeout_ms);
+    es_client_t *client;
+    if (env->curve_key_file) {
+        char server[ES_CURVE_Z85_LEN + 1], public[ES_CURVE_Z85_LEN + 1],
+            secret[ES_CURVE_Z85_LEN + 1];
+        es_err_t err;
+        if (es_curve_load_public(env->curve_server_file, server, &err) ||
+            es_curve_load_secret(env->curve_key_file, public, secret, &err)) {
+            fprintf(stderr, "edgesync: CURVE: %s\n", err.what);
+            *exit_code = ES_CLI_USAGE;
+            return NULL;
+        }
+        client = es_client_new_curve(env->cmd_endpoint, env->timeout_ms, server, public, secret);
+        explicit_bzero(secret, sizeof secret);
+    } else
+        client = es_client_new(env->cmd_endpoint, env->timeout_ms);
     if (!client) {
         *exit_code = s_exit_for_error();
         return NULL;
@@ -783,6 +863,86 @@ s_cmd_simple(env_t *env, const char *cmd, int argc, char **argv)
     rc = s_print_reply(client, body);
     es_client_destroy(&client);
     return rc;
+}
+
+static uint64_t
+s_json_u64(yajl_val run, const char *key)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(run, path, yajl_t_number);
+    return v && YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) > 0 ? (uint64_t)YAJL_GET_INTEGER(v) : 0;
+}
+
+static const char *
+s_json_str(yajl_val run, const char *key)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(run, path, yajl_t_string);
+    return v ? YAJL_GET_STRING(v) : "";
+}
+
+//  history: one line per run, or the JSON array with --json.
+static int
+s_cmd_history(env_t *env, int argc, char **argv)
+{
+    args_t a = {.cmd = "history"};
+    opt_t opts[] = {{"--limit", true, NULL}, {"--json", false, NULL}};
+    static const char *const names[] = {"ENTITY"};
+    int rc = s_parse_args(&a, argc, argv, opts, 2, 1, names, 0);
+    if (rc || a.help)
+        return rc ? rc : s_print_help("history");
+    uint32_t limit = 20;
+    if (opts[0].value) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(opts[0].value, &end, 10);
+        if (!*opts[0].value || *end || errno || opts[0].value[0] == '-' || n > UINT32_MAX)
+            return s_usage_error("history", "--limit: expected a number 0..%u, got '%s'",
+                                 UINT32_MAX, opts[0].value);
+        limit = (uint32_t)n;
+    }
+    es_client_t *client = s_connect(env, &rc);
+    if (!client)
+        return rc;
+    char *body = es_client_history(client, a.npos ? a.pos[0] : NULL, limit);
+    if (!body || opts[1].value) {
+        rc = s_print_reply(client, body);
+        es_client_destroy(&client);
+        return rc;
+    }
+    es_client_destroy(&client);
+    yajl_val runs = yajl_tree_parse(body, NULL, 0);
+    if (!runs || !YAJL_IS_ARRAY(runs)) {
+        fprintf(stderr, "edgesync: history: the daemon's answer is not a JSON array\n");
+        yajl_tree_free(runs);
+        free(body);
+        return ES_CLI_FAILED;
+    }
+    printf("%-6s %-19s %-24s %-8s %-16s %10s %10s %12s %9s\n", "ID", "START", "ENTITY", "LEVEL",
+           "RESULT", "UPLOADED", "DOWNLOADED", "BYTES", "SECONDS");
+    for (size_t i = 0; i < runs->u.array.len; i++) {
+        yajl_val r = runs->u.array.values[i];
+        time_t start = (time_t)(s_json_u64(r, "start") / 1000);
+        struct tm tm;
+        char when[32] = "?";
+        if (localtime_r(&start, &tm))
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+        char result[32];
+        uint64_t code = s_json_u64(r, "code");
+        if (code)
+            snprintf(result, sizeof result, "%s %" PRIu64, s_json_str(r, "result"), code);
+        else
+            snprintf(result, sizeof result, "%s", s_json_str(r, "result"));
+        printf("%-6" PRIu64 " %-19s %-24s %-8s %-16s %10" PRIu64 " %10" PRIu64 " %12" PRIu64
+               " %9.3f\n",
+               s_json_u64(r, "id"), when, s_json_str(r, "entity"), s_json_str(r, "level"), result,
+               s_json_u64(r, "uploaded"), s_json_u64(r, "downloaded"),
+               s_json_u64(r, "bytesUploaded") + s_json_u64(r, "bytesDownloaded"),
+               (double)s_json_u64(r, "durationMs") / 1000.0);
+    }
+    yajl_tree_free(runs);
+    free(body);
+    return ES_CLI_OK;
 }
 
 static int
@@ -938,6 +1098,28 @@ s_cmd_events(env_t *env, int argc, char **argv)
     return rc;
 }
 
+static int
+s_cmd_keygen(int argc, char **argv)
+{
+    args_t a = {.cmd = "keygen"};
+    opt_t opts[] = {{"--out", true, NULL}};
+    int rc = s_parse_args(&a, argc, argv, opts, 1, 0, NULL, 0);
+    if (rc || a.help)
+        return rc ? rc : s_print_help("keygen");
+    const char *prefix = opts[0].value ? opts[0].value : "edgesync";
+    if (!*prefix)
+        return s_usage_error("keygen", "--out: must not be empty");
+    char public[ES_CURVE_Z85_LEN + 1];
+    es_err_t err;
+    if (es_curve_keygen(prefix, public, &err)) {
+        fprintf(stderr, "edgesync: keygen: %s\n", err.what);
+        return err.code == ES_EINVAL ? ES_CLI_USAGE : ES_CLI_FAILED;
+    }
+    printf("%s\n", public);
+    fprintf(stderr, "edgesync: wrote %s.key (secret, mode 0600) and %s.pub\n", prefix, prefix);
+    return ES_CLI_OK;
+}
+
 //  --- main -----------------------------------------------------------------------------------
 
 int
@@ -955,9 +1137,11 @@ es_cli_run(int argc, char *argv[])
             printf("edgesync %s\n", ES_VERSION);
             return ES_CLI_OK;
         }
-        const char **slot = strcmp(arg, "-c") == 0   ? &env.config_path
-                            : strcmp(arg, "-e") == 0 ? &env.endpoint
-                                                     : NULL;
+        const char **slot = strcmp(arg, "-c") == 0                   ? &env.config_path
+                            : strcmp(arg, "-e") == 0                 ? &env.endpoint
+                            : strcmp(arg, "--curve-server-key") == 0 ? &env.curve_server_key
+                            : strcmp(arg, "--curve-key") == 0        ? &env.curve_key
+                                                                     : NULL;
         if (!slot && strcmp(arg, "-t") != 0)
             return s_usage_error(NULL, "unknown option '%s'", arg);
         if (i + 1 >= argc || !*argv[i + 1])
@@ -1001,12 +1185,19 @@ es_cli_run(int argc, char *argv[])
         if (strcmp(sub_argv[k], "--help") == 0 || strcmp(sub_argv[k], "-h") == 0)
             return s_print_help(cmd);
     }
+    //  keygen needs no daemon.
+    if (strcmp(cmd, "keygen") == 0)
+        return s_cmd_keygen(sub_argc, sub_argv);
     int rc = s_resolve_endpoints(&env);
+    if (rc == 0)
+        rc = s_resolve_curve(&env);
     if (rc == 0) {
         if (strcmp(cmd, "sync") == 0)
             rc = s_cmd_sync(&env, sub_argc, sub_argv);
         else if (strcmp(cmd, "get") == 0)
             rc = s_cmd_get(&env, sub_argc, sub_argv);
+        else if (strcmp(cmd, "history") == 0)
+            rc = s_cmd_history(&env, sub_argc, sub_argv);
         else if (strcmp(cmd, "events") == 0)
             rc = s_cmd_events(&env, sub_argc, sub_argv);
         else if (strcmp(cmd, "create") == 0 || strcmp(cmd, "update") == 0 ||
@@ -1020,5 +1211,7 @@ es_cli_run(int argc, char *argv[])
     }
     free(env.cmd_endpoint);
     free(env.event_endpoint);
+    free(env.curve_server_file);
+    free(env.curve_key_file);
     return rc;
 }

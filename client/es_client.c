@@ -1,7 +1,9 @@
 //  es_client - libedgesync: requests to edgesyncd over a DEALER socket, syncs that wait for their
 //  RESULT while forwarding EVENTs, and a subscriber for the daemon's PUB socket.
 #include "client/edgesync.h"
+#include "client/es_lib.h"
 #include "common/es_buf.h"
+#include "common/es_curve.h"
 #include "common/es_err.h"
 #include "common/es_mem.h"
 #include "protocol/es_json.h"
@@ -38,6 +40,14 @@ struct es_client {
     volatile sig_atomic_t *interrupt; //  borrowed flag that stops blocking calls, or NULL
     char *last_body;                  //  body of the last error reply, or NULL
     es_buf_t text;                    //  NUL-terminated copy of a JSON body for callbacks
+    bool curve;                       //  CURVE keys given (es_client_new_curve)
+    char server_public[ES_CURVE_Z85_LEN + 1];
+    char client_public[ES_CURVE_Z85_LEN + 1];
+    char client_secret[ES_CURVE_Z85_LEN + 1]; //  wiped at destroy
+    void *mon;                        //  PAIR getting the command socket's handshake events
+                                      //  (network endpoints only), or NULL
+    bool handshake_ok;                //  a handshake with the daemon succeeded
+    unsigned mon_seq;                 //  monitor endpoints made so far
 };
 
 //  One error per thread, so es_client_new can report why it returned NULL.
@@ -74,6 +84,18 @@ int
 es_client_last_code(void)
 {
     return s_code;
+}
+
+int
+es_lib_fail(int code, const char *what)
+{
+    return s_fail(code, "%s", what);
+}
+
+void
+es_lib_ok(void)
+{
+    s_ok();
 }
 
 const char *
@@ -135,14 +157,152 @@ s_sockopts(void *socket, int timeout_ms)
     return 0;
 }
 
+//  The daemon secures every endpoint but ipc:// with CURVE (orch_curve_needed), and so do we.
+static bool
+s_is_network(const char *endpoint)
+{
+    return strncmp(endpoint, "ipc://", 6) != 0;
+}
+
+//  CURVE client keys on a socket about to connect to a network endpoint.
+static int
+s_curve_opts(es_client_t *self, void *socket, const char *endpoint)
+{
+    if (!self->curve || !s_is_network(endpoint))
+        return 0;
+    if (zmq_setsockopt(socket, ZMQ_CURVE_SERVERKEY, self->server_public, ES_CURVE_Z85_LEN + 1) ||
+        zmq_setsockopt(socket, ZMQ_CURVE_PUBLICKEY, self->client_public, ES_CURVE_Z85_LEN + 1) ||
+        zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, self->client_secret, ES_CURVE_Z85_LEN + 1))
+        return s_fail(ES_CLIENT_ESYS, "CURVE keys: %s", zmq_strerror(errno));
+    return 0;
+}
+
+//  Watch the handshakes of a socket to a network endpoint, so a refusal is reported as such
+//  rather than as silence. *mon: a PAIR receiving the events, NULL for ipc://.
+static int
+s_monitor(es_client_t *self, void *socket, const char *endpoint, void **mon)
+{
+    *mon = NULL;
+    if (!s_is_network(endpoint))
+        return 0;
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://es-client-monitor-%u", self->mon_seq++);
+    int linger = 0;
+    if (zmq_socket_monitor(socket, ep,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) ||
+        !(*mon = zmq_socket(self->zctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(*mon, ZMQ_LINGER, &linger, sizeof linger) || zmq_connect(*mon, ep)) {
+        s_fail(ES_CLIENT_ESYS, "socket monitor: %s", zmq_strerror(errno));
+        if (*mon)
+            (void)zmq_close(*mon);
+        *mon = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+//  Read the waiting handshake events of mon. -1 with ES_CLIENT_EAUTH when the daemon refused us
+//  (that will not change by retrying), else 0.
+static int
+s_monitor_check(es_client_t *self, void *mon, const char *endpoint)
+{
+    if (!mon)
+        return 0;
+    for (;;) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, mon, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close(&ev);
+            return 0; //  EAGAIN: no more events
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
+        }
+        bool more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        if (more) { //  second frame: the endpoint
+            zmq_msg_init(&addr);
+            (void)zmq_msg_recv(&addr, mon, ZMQ_DONTWAIT); //  sent with the first, never blocks
+            zmq_msg_close(&addr);
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            self->handshake_ok = true;
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            return s_fail(ES_CLIENT_EAUTH,
+                          "not authorised: the daemon at %s refused this client's CURVE key "
+                          "(status %u): add its public key to the daemon's "
+                          "curve.allow_keys_file",
+                          endpoint, value);
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+                 value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+            return s_fail(ES_CLIENT_EAUTH,
+                          self->curve ? "security mismatch: the daemon at %s does not use CURVE"
+                                      : "not authorised: the daemon at %s requires CURVE (give "
+                                        "--curve-server-key and --curve-key)",
+                          endpoint);
+    }
+}
+
+static es_client_t *s_new(const char *cmd_endpoint, int timeout_ms, const char *server_public,
+                          const char *client_public, const char *client_secret);
+
 es_client_t *
 es_client_new(const char *cmd_endpoint, int timeout_ms)
+{
+    return s_new(cmd_endpoint, timeout_ms, NULL, NULL, NULL);
+}
+
+//  A Z85 key argument: 40 characters that decode.
+static int
+s_check_key(const char *what, const char *z85)
+{
+    uint8_t bin[ES_CURVE_KEY_LEN];
+    if (!z85 || strlen(z85) != ES_CURVE_Z85_LEN || !zmq_z85_decode(bin, z85))
+        return s_fail(ES_CLIENT_EINVAL, "%s: expected a %d-character Z85 key", what,
+                      ES_CURVE_Z85_LEN);
+    return 0;
+}
+
+es_client_t *
+es_client_new_curve(const char *cmd_endpoint, int timeout_ms, const char *server_public,
+                    const char *client_public, const char *client_secret)
+{
+    if (!zmq_has("curve")) {
+        s_fail(ES_CLIENT_ESYS, "this libzmq has no CURVE support (built without libsodium)");
+        return NULL;
+    }
+    if (s_check_key("CURVE server public key", server_public) ||
+        (client_public && s_check_key("CURVE client public key", client_public)) ||
+        s_check_key("CURVE client secret key", client_secret))
+        return NULL;
+    return s_new(cmd_endpoint, timeout_ms, server_public, client_public, client_secret);
+}
+
+static es_client_t *
+s_new(const char *cmd_endpoint, int timeout_ms, const char *server_public,
+      const char *client_public, const char *client_secret)
 {
     if (s_check_endpoint("command", cmd_endpoint))
         return NULL;
     es_client_t *self = es_calloc(1, sizeof *self);
     es_buf_init(&self->text);
     self->endpoint = es_strdup(cmd_endpoint);
+    if (client_secret) {
+        self->curve = true;
+        memcpy(self->server_public, server_public, ES_CURVE_Z85_LEN + 1);
+        memcpy(self->client_secret, client_secret, ES_CURVE_Z85_LEN + 1);
+        if (client_public)
+            memcpy(self->client_public, client_public, ES_CURVE_Z85_LEN + 1);
+        else if (zmq_curve_public(self->client_public, client_secret)) {
+            s_fail(ES_CLIENT_EINVAL, "CURVE client secret key: %s", zmq_strerror(errno));
+            goto fail;
+        }
+    }
     self->timeout_ms = timeout_ms > 0 ? timeout_ms : S_DEFAULT_TIMEOUT_MS;
     self->probe_ms = S_DEFAULT_PROBE_MS;
     self->dead_ms = 3 * self->timeout_ms > S_MIN_DEAD_MS ? 3 * self->timeout_ms : S_MIN_DEAD_MS;
@@ -163,7 +323,8 @@ es_client_new(const char *cmd_endpoint, int timeout_ms)
         s_fail(ES_CLIENT_ESYS, "zmq_socket: %s", zmq_strerror(errno));
         goto fail;
     }
-    if (s_sockopts(self->cmd, self->timeout_ms))
+    if (s_sockopts(self->cmd, self->timeout_ms) || s_curve_opts(self, self->cmd, cmd_endpoint) ||
+        s_monitor(self, self->cmd, cmd_endpoint, &self->mon))
         goto fail;
     if (zmq_connect(self->cmd, cmd_endpoint)) {
         s_fail(ES_CLIENT_EINVAL, "command endpoint '%s': %s", cmd_endpoint, zmq_strerror(errno));
@@ -183,8 +344,11 @@ es_client_destroy(es_client_t **self_p)
         return;
     es_client_t *self = *self_p;
     free(self->last_body);
+    if (self->mon)
+        (void)zmq_close(self->mon);
     if (self->cmd)
         (void)zmq_close(self->cmd); //  linger 0: nothing to flush
+    explicit_bzero(self->client_secret, sizeof self->client_secret);
     if (self->zctx)
         (void)zmq_ctx_term(self->zctx);
     free(self->endpoint);
@@ -328,9 +492,11 @@ s_recv(es_client_t *self, es_msg_in_t *in, int timeout_ms)
             return 0;
         if (self->interrupt && left > S_INTR_SLICE_MS)
             left = S_INTR_SLICE_MS;
-        zmq_pollitem_t item = {self->cmd, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, (long)left) == -1 && errno != EINTR)
+        zmq_pollitem_t items[2] = {{self->cmd, 0, ZMQ_POLLIN, 0}, {self->mon, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, self->mon ? 2 : 1, (long)left) == -1 && errno != EINTR)
             return s_fail(ES_CLIENT_ESYS, "zmq_poll: %s", zmq_strerror(errno));
+        if (s_monitor_check(self, self->mon, self->endpoint))
+            return -1;
     }
 }
 
@@ -357,6 +523,12 @@ s_exchange(es_client_t *self, es_msg_t *req, es_msg_in_t *in)
         int rc = left > 0 ? s_recv(self, in, (int)left) : 0;
         if (rc == -1)
             return -1;
+        if (rc == 0 && self->curve && !self->handshake_ok)
+            return s_fail(ES_CLIENT_ETIMEOUT,
+                          "no reply from the daemon at %s within %d ms: no CURVE connection was "
+                          "established (is edgesyncd running there, and is --curve-server-key "
+                          "its public key?)",
+                          self->endpoint, self->timeout_ms);
         if (rc == 0)
             return s_fail(ES_CLIENT_ETIMEOUT,
                           "no reply from the daemon at %s within %d ms (is edgesyncd running?)",
@@ -498,6 +670,19 @@ es_client_stats(es_client_t *self, const char *entity)
     es_msg_t m;
     es_msg_init(&m, ES_MSG_STATS, 0);
     s_copy_name(m.u.stats.entity, entity);
+    return s_request(self, &m);
+}
+
+char *
+es_client_history(es_client_t *self, const char *entity, uint32_t limit)
+{
+    assert(self);
+    if (s_check_name("entity", entity, false))
+        return NULL;
+    es_msg_t m;
+    es_msg_init(&m, ES_MSG_HISTORY, 0);
+    s_copy_name(m.u.history.entity, entity);
+    m.u.history.limit = limit;
     return s_request(self, &m);
 }
 
@@ -1024,9 +1209,11 @@ es_client_subscribe(es_client_t *self, const char *event_endpoint, const char *s
     if (!sub)
         return s_fail(ES_CLIENT_ESYS, "zmq_socket: %s", zmq_strerror(errno));
     int rc = -1;
+    void *mon = NULL; //  the SUB's handshake events (network endpoints)
     es_msg_in_t in;
     es_msg_in_init(&in);
-    if (s_sockopts(sub, self->timeout_ms))
+    if (s_sockopts(sub, self->timeout_ms) || s_curve_opts(self, sub, event_endpoint) ||
+        s_monitor(self, sub, event_endpoint, &mon))
         goto done;
     char topics[2][ES_NAME_MAX + 32];
     snprintf(topics[0], sizeof topics[0], "progress.%s", session ? session : "");
@@ -1079,13 +1266,19 @@ es_client_subscribe(es_client_t *self, const char *event_endpoint, const char *s
         }
         if (self->interrupt && (wait < 0 || wait > S_INTR_SLICE_MS))
             wait = S_INTR_SLICE_MS;
-        zmq_pollitem_t items[2] = {{sub, 0, ZMQ_POLLIN, 0}, {self->cmd, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, wait) == -1) {
+        zmq_pollitem_t items[3] = {{sub, 0, ZMQ_POLLIN, 0},
+                                   {self->cmd, 0, ZMQ_POLLIN, 0},
+                                   {mon, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, mon ? 3 : 2, wait) == -1) {
             if (errno == EINTR)
                 continue;
             s_fail(ES_CLIENT_ESYS, "zmq_poll: %s", zmq_strerror(errno));
             break;
         }
+        //  A refused subscription would otherwise wait in silence.
+        if (s_monitor_check(self, mon, event_endpoint) ||
+            s_monitor_check(self, self->mon, self->endpoint))
+            break;
         bool stop = false;
         if (items[0].revents & ZMQ_POLLIN) {
             int got = s_sub_read(self, sub, session, cb, ctx, &stop);
@@ -1125,6 +1318,8 @@ es_client_subscribe(es_client_t *self, const char *event_endpoint, const char *s
     }
 done:
     es_msg_in_release(&in);
+    if (mon)
+        (void)zmq_close(mon);
     (void)zmq_close(sub);
     return rc;
 }

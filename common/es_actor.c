@@ -197,9 +197,27 @@ s_drain(es_actor_t *self, es_actor_msg_fn *fn, void *ctx, es_err_t *err)
     }
 }
 
+static int s_step(es_actor_t *self, es_http_t *http, zmq_pollitem_t *extra, int n,
+                  int timeout_ms, es_actor_msg_fn *fn, void *ctx, es_err_t *err);
+
 int
 es_actor_step(es_actor_t *self, es_http_t *http, int timeout_ms, es_actor_msg_fn *fn, void *ctx,
               es_err_t *err)
+{
+    return s_step(self, http, NULL, 0, timeout_ms, fn, ctx, err);
+}
+
+int
+es_actor_step_poll(es_actor_t *self, zmq_pollitem_t *extra, int n, int timeout_ms,
+                   es_actor_msg_fn *fn, void *ctx, es_err_t *err)
+{
+    assert(n >= 0 && n <= 8 && (extra || n == 0));
+    return s_step(self, NULL, extra, n, timeout_ms, fn, ctx, err);
+}
+
+static int
+s_step(es_actor_t *self, es_http_t *http, zmq_pollitem_t *extra, int n, int timeout_ms,
+       es_actor_msg_fn *fn, void *ctx, es_err_t *err)
 {
     int64_t now = es_now_ms();
     int64_t until_beat = self->next_beat - now;
@@ -218,9 +236,25 @@ es_actor_step(es_actor_t *self, es_http_t *http, int timeout_ms, es_actor_msg_fn
         if (es_http_wait(http, extra, 2, timeout_ms, err))
             return -1;
     } else {
-        zmq_pollitem_t items[2] = {{self->sock, 0, ZMQ_POLLIN, 0}, {NULL, self->sigfd, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, timeout_ms) == -1 && errno != EINTR)
+        zmq_pollitem_t items[10] = {{self->sock, 0, ZMQ_POLLIN, 0},
+                                    {NULL, self->sigfd, ZMQ_POLLIN, 0}};
+        for (int i = 0; i < n; i++) {
+            items[2 + i] = extra[i];
+            items[2 + i].revents = 0;
+        }
+        int rc = zmq_poll(items, 2 + n, timeout_ms);
+        if (rc == -1 && errno != EINTR)
             return es_err_set(err, ES_ESYS, "poll: %s", zmq_strerror(errno));
+        for (int i = 0; i < n; i++)
+            extra[i].revents = rc == -1 ? 0 : items[2 + i].revents;
+    }
+    //  A process stopped (SIGSTOP) until the orchestrator that owns its job died or replaced
+    //  it must not finish that job when continued: no more messages, transfers or writes.
+    if (getppid() != self->parent) {
+        es_log_warn("the orchestrator (pid %d) is gone: exiting without further work",
+                    (int)self->parent);
+        self->terminated = true;
+        return 0;
     }
     s_read_signals(self);
     if (s_drain(self, fn, ctx, err))

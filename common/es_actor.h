@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <zmq.h>
 
 typedef struct {
     char endpoint[512];      //  orchestrator's work socket (--endpoint)
@@ -39,6 +40,10 @@ typedef void(es_actor_msg_fn)(void *ctx, const es_msg_t *msg);
 //  socket error.
 int es_actor_step(es_actor_t *self, es_http_t *http, int timeout_ms, es_actor_msg_fn *fn,
                   void *ctx, es_err_t *err);
+//  Like es_actor_step without http, also waiting on n more poll items of the caller (a SUB
+//  socket, a listening fd); their revents are set on return. -1 with err on a fatal error.
+int es_actor_step_poll(es_actor_t *self, zmq_pollitem_t *extra, int n, int timeout_ms,
+                       es_actor_msg_fn *fn, void *ctx, es_err_t *err);
 //  STOP received, SIGTERM/SIGINT seen or the parent died.
 bool es_actor_terminated(const es_actor_t *self);
 //  Send a heartbeat now (before work that may take a while). Failures are logged only.

@@ -5,12 +5,15 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum { C_STR, C_INT, C_LEVEL } ctype_t;
+//  C_FILE: a path that must name a readable regular file (or be empty), kept absolute.
+typedef enum { C_STR, C_INT, C_LEVEL, C_BOOL, C_FILE } ctype_t;
 
 typedef struct {
     const char *name; //  key in the file
@@ -29,6 +32,14 @@ static const option_t s_options[] = {
     {"services", C_STR, 0, 0, "", "comma-separated object services to set up; empty = all"},
     {"cmd_endpoint", C_STR, 0, 0, "", "command socket; empty = ipc://<data_dir>/cmd.sock"},
     {"event_endpoint", C_STR, 0, 0, "", "event PUB socket; empty = ipc://<data_dir>/events.sock"},
+    {"curve.secret_key_file", C_STR, 0, 0, "",
+     "daemon's CURVE secret key (edgesync keygen; mode 0600): required by tcp:// endpoints"},
+    {"curve.allow_keys_file", C_STR, 0, 0, "",
+     "client CURVE public keys allowed on tcp:// endpoints, one per line; reread on SIGHUP"},
+    {"curve.server_public_key_file", C_STR, 0, 0, "",
+     "edgesync CLI: the daemon's CURVE public key, to reach a tcp:// endpoint"},
+    {"curve.client_key_file", C_STR, 0, 0, "",
+     "edgesync CLI: this client's CURVE secret key (its public key in the allow-list)"},
     {"download.workers", C_INT, 1, 16, "2",
      "download actor processes (objects downloaded in parallel)"},
     {"reconcile.page_size", C_INT, 1, 100000, "10000",
@@ -46,6 +57,17 @@ static const option_t s_options[] = {
     {"heartbeat.timeout_ms", C_INT, 200, 600000, "5000", "an actor silent this long is restarted"},
     {"stop.grace_ms", C_INT, 0, 600000, "3000", "time an actor gets to stop before SIGKILL"},
     {"log.level", C_LEVEL, 0, 0, "info", "error | warn | info | debug"},
+    {"metrics.listen", C_STR, 0, 0, "",
+     "Prometheus /metrics address host:port (served by es-stats); empty = off"},
+    {"metrics.allow_remote", C_BOOL, 0, 0, "false",
+     "allow metrics.listen on an address other than loopback"},
+    {"history.max_runs", C_INT, 1, 1000000, "1000",
+     "sync runs kept in the history ledger; the oldest are dropped"},
+    {"tls.verify", C_BOOL, 0, 0, "true",
+     "check the backend's certificate and host name (false: insecure, logged as such)"},
+    {"tls.ca_file", C_FILE, 0, 0, "", "PEM CA bundle for the backend; empty = system CAs"},
+    {"tls.cert_file", C_FILE, 0, 0, "", "PEM client certificate (with tls.key_file); empty = none"},
+    {"tls.key_file", C_FILE, 0, 0, "", "PEM private key of tls.cert_file, unencrypted"},
 };
 #define NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -81,9 +103,48 @@ s_assign(es_config_t *self, int idx, const char *value, es_err_t *err)
         if (es_log_level_parse(value) < 0)
             return es_err_set(err, ES_ECONFIG, "%s: must be error, warn, info or debug, got '%s'",
                               o->name, value);
+    } else if (o->type == C_BOOL) {
+        if (strcmp(value, "true") && strcmp(value, "false"))
+            return es_err_set(err, ES_ECONFIG, "%s: must be true or false, got '%s'", o->name,
+                              value);
+        self->ints[idx] = strcmp(value, "true") == 0;
+    } else if (o->type == C_FILE && *value) {
+        //  Checked now, so a typo stops the daemon at start rather than failing every sync.
+        //  Absolute, so every process (and libcurl) finds the same file whatever its cwd.
+        int fd = open(value, O_RDONLY | O_CLOEXEC | O_NONBLOCK); //  a FIFO must not hang us
+        struct stat st;
+        if (fd == -1 || fstat(fd, &st) == -1) {
+            int e = errno;
+            if (fd != -1)
+                close(fd);
+            return es_err_set(err, ES_ECONFIG, "%s: cannot read '%s': %s", o->name, value,
+                              strerror(e));
+        }
+        close(fd);
+        if (!S_ISREG(st.st_mode))
+            return es_err_set(err, ES_ECONFIG, "%s: '%s' is not a regular file", o->name, value);
+        char *abs = realpath(value, NULL);
+        if (!abs)
+            return es_err_set(err, ES_ECONFIG, "%s: cannot resolve '%s': %s", o->name, value,
+                              strerror(errno));
+        free(self->values[idx]);
+        self->values[idx] = abs;
+        return 0;
     }
     free(self->values[idx]);
     self->values[idx] = es_strdup(value);
+    return 0;
+}
+
+//  Options that only make sense together, checked once a whole file is read.
+static int
+s_check(const es_config_t *self, const char *path, es_err_t *err)
+{
+    bool cert = *es_config_str(self, "tls.cert_file"), key = *es_config_str(self, "tls.key_file");
+    if (cert != key)
+        return es_err_set(
+            err, ES_ECONFIG, "%s: tls.cert_file and tls.key_file go together: %s is set, %s is not",
+            path, cert ? "tls.cert_file" : "tls.key_file", cert ? "tls.key_file" : "tls.cert_file");
     return 0;
 }
 
@@ -196,6 +257,8 @@ es_config_load(es_config_t *self, const char *path, es_err_t *err)
     if (rc == 0 && ferror(f))
         rc = es_err_set(err, ES_ECONFIG, "%s: read error", path);
     fclose(f);
+    if (rc == 0)
+        rc = s_check(self, path, err);
     return rc;
 }
 
@@ -213,6 +276,14 @@ es_config_int(const es_config_t *self, const char *key)
     int idx = s_find(key);
     assert(idx >= 0 && s_options[idx].type == C_INT);
     return self->ints[idx];
+}
+
+bool
+es_config_bool(const es_config_t *self, const char *key)
+{
+    int idx = s_find(key);
+    assert(idx >= 0 && s_options[idx].type == C_BOOL);
+    return self->ints[idx] != 0;
 }
 
 static char *

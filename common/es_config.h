@@ -3,6 +3,7 @@
 #ifndef ES_CONFIG_H
 #define ES_CONFIG_H
 #include "common/es_err.h"
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -13,12 +14,15 @@ es_config_t *es_config_new(void);
 void es_config_destroy(es_config_t **self_p);
 //  Load a file over the current values. -1 with err (ES_ECONFIG)
 //  "edgesync.conf:12: download.workers: must be 1..16, got 0"; unknown keys are errors.
+//  File options (tls.*_file) must name readable files and are stored as absolute paths;
+//  tls.cert_file and tls.key_file must be both set or both empty once the file is read.
 int es_config_load(es_config_t *self, const char *path, es_err_t *err);
 //  Set one option from text, checked like a file line. -1 with err naming the key.
 int es_config_set(es_config_t *self, const char *key, const char *value, es_err_t *err);
 //  Values (borrowed / by value). Asserts the key exists and has that type.
 const char *es_config_str(const es_config_t *self, const char *key);
 int64_t es_config_int(const es_config_t *self, const char *key);
+bool es_config_bool(const es_config_t *self, const char *key);
 //  Endpoints: cmd_endpoint / event_endpoint if set, else "ipc://<data_dir>/cmd.sock" /
 //  "ipc://<data_dir>/events.sock" (data_dir made absolute). Caller frees.
 char *es_config_cmd_endpoint(const es_config_t *self);

@@ -22,11 +22,33 @@ typedef struct req {
 
 struct es_http {
     CURLM *multi;        //  all transfers
-    es_http_opts_t opts; //  timeouts and limits
+    es_http_opts_t opts; //  timeouts and limits (its tls_* strings point to the copies below)
+    char *ca_file;       //  tls.ca_file copy, NULL if none
+    char *cert_file;     //  tls.cert_file copy, NULL if none
+    char *key_file;      //  tls.key_file copy, NULL if none
     req_t *reqs;         //  in flight
     size_t nreqs;        //  count of reqs
     bool fresh;          //  new connection per request
 };
+
+static char *
+s_dup_or_null(const char *s)
+{
+    return s && *s ? es_strdup(s) : NULL;
+}
+
+void
+es_http_opts_from_config(es_http_opts_t *opts, const es_config_t *config)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->connect_timeout_ms = (long)es_config_int(config, "http.connect_timeout_ms");
+    opts->timeout_ms = (long)es_config_int(config, "http.timeout_ms");
+    opts->max_response = (size_t)es_config_int(config, "http.max_response_mb") << 20;
+    opts->tls_insecure = !es_config_bool(config, "tls.verify");
+    opts->tls_ca_file = es_config_str(config, "tls.ca_file");
+    opts->tls_cert_file = es_config_str(config, "tls.cert_file");
+    opts->tls_key_file = es_config_str(config, "tls.key_file");
+}
 
 void
 es_http_set_fresh_connections(es_http_t *self, bool on)
@@ -48,9 +70,22 @@ es_http_new(const es_http_opts_t *opts, es_err_t *err)
     }
     es_http_t *self = es_calloc(1, sizeof *self);
     self->opts = *opts;
+    self->ca_file = s_dup_or_null(opts->tls_ca_file);
+    self->cert_file = s_dup_or_null(opts->tls_cert_file);
+    self->key_file = s_dup_or_null(opts->tls_key_file);
+    self->opts.tls_ca_file = self->ca_file;
+    self->opts.tls_cert_file = self->cert_file;
+    self->opts.tls_key_file = self->key_file;
+    static bool s_warned = false;
+    if (opts->tls_insecure && !s_warned) {
+        es_log_warn("http: tls.verify = false: the backend's certificate is NOT checked; anyone "
+                    "on the network path can pose as the backend and read the auth token and "
+                    "data. Set tls.ca_file instead.");
+        s_warned = true;
+    }
     self->multi = curl_multi_init();
     if (!self->multi) {
-        free(self);
+        es_http_destroy(&self);
         es_err_set(err, ES_EHTTP, "http: curl_multi_init failed");
         return NULL;
     }
@@ -88,7 +123,11 @@ es_http_destroy(es_http_t **self_p)
         return;
     es_http_t *self = *self_p;
     es_http_abort_all(self);
-    curl_multi_cleanup(self->multi);
+    if (self->multi)
+        curl_multi_cleanup(self->multi);
+    free(self->key_file);
+    free(self->cert_file);
+    free(self->ca_file);
     free(self);
     *self_p = NULL;
 }
@@ -201,6 +240,16 @@ es_http_start(es_http_t *self, const char *url, const char *body, size_t body_le
     //  URLs come from the backend's appconfig: only HTTP(S), also after redirects.
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_SSL_VERIFYPEER, self->opts.tls_insecure ? 0L : 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, self->opts.tls_insecure ? 0L : 2L);
+    if (self->ca_file)
+        SETOPT(CURLOPT_CAINFO, self->ca_file);
+    if (self->cert_file) {
+        SETOPT(CURLOPT_SSLCERT, self->cert_file);
+        SETOPT(CURLOPT_SSLCERTTYPE, "PEM");
+        SETOPT(CURLOPT_SSLKEY, self->key_file);
+        SETOPT(CURLOPT_SSLKEYTYPE, "PEM");
+    }
     if (body) {
         r->body = es_malloc(body_len + 1);
         memcpy(r->body, body, body_len);
@@ -245,6 +294,82 @@ es_http_wait(es_http_t *self, struct curl_waitfd *extra, unsigned nextra, int ti
     return 0;
 }
 
+bool
+es_http_is_tls_error(CURLcode code)
+{
+    switch (code) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+#if LIBCURL_VERSION_NUM >= 0x074d00
+    case CURLE_SSL_CLIENTCERT:
+#endif
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool
+es_http_tls_permanent(const es_http_result_t *r)
+{
+    return es_http_is_tls_error(r->curl_code) && r->curl_code != CURLE_SSL_CONNECT_ERROR;
+}
+
+//  What to check for a TLS failure, naming the option involved: curl's own text says what
+//  went wrong, not which setting to change.
+static void
+s_tls_hint(const es_http_t *self, CURLcode code, char *out, size_t size)
+{
+    const char *ca = self->ca_file;
+    switch (code) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+        if (ca)
+            snprintf(out, size,
+                     "the backend's certificate is not signed by tls.ca_file '%s' or not issued "
+                     "for this host name",
+                     ca);
+        else
+            snprintf(out, size,
+                     "the backend's certificate is not trusted by the system CAs or not issued for "
+                     "this host name (set tls.ca_file to the CA that signed it)");
+        break;
+    case CURLE_SSL_CACERT_BADFILE:
+        snprintf(out, size, "cannot use tls.ca_file '%s' as a PEM CA bundle", ca ? ca : "");
+        break;
+    case CURLE_SSL_CERTPROBLEM:
+        snprintf(out, size,
+                 "cannot use the client certificate tls.cert_file '%s' with tls.key_file '%s' "
+                 "(PEM, unencrypted key, a matching pair)",
+                 self->cert_file ? self->cert_file : "", self->key_file ? self->key_file : "");
+        break;
+#if LIBCURL_VERSION_NUM >= 0x074d00
+    case CURLE_SSL_CLIENTCERT:
+        snprintf(out, size, "the backend refused the client certificate%s",
+                 self->cert_file ? " (tls.cert_file)" : ": set tls.cert_file and tls.key_file");
+        break;
+#endif
+    case CURLE_SSL_CONNECT_ERROR:
+        snprintf(out, size,
+                 "handshake failed (is the backend serving https on that port? does it "
+                 "want a client certificate: tls.cert_file?)");
+        break;
+    default:
+        snprintf(out, size, "TLS failure");
+        break;
+    }
+}
+
 static void
 s_finish(es_http_t *self, req_t *r, CURLcode code)
 {
@@ -258,6 +383,11 @@ s_finish(es_http_t *self, req_t *r, CURLcode code)
         res->seconds = secs;
     if (res->data_failed) {
         es_err_prefix(&res->err, "http: %s", r->url);
+    } else if (es_http_is_tls_error(code)) {
+        char hint[512];
+        s_tls_hint(self, code, hint, sizeof hint);
+        es_err_set(&res->err, ES_EHTTP, "http: %.160s: TLS: %s: %s", r->url, hint,
+                   r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
     } else if (code != CURLE_OK) {
         es_err_set(&res->err, code == CURLE_OPERATION_TIMEDOUT ? ES_ETIMEOUT : ES_EHTTP,
                    "http: %s: %s", r->url, r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
@@ -335,7 +465,7 @@ es_http_vmx_code(const es_http_result_t *r)
     case CURLE_COULDNT_RESOLVE_HOST:
         return 2035;
     default:
-        return 2030;
+        return es_http_is_tls_error(r->curl_code) ? 2033 : 2030;
     }
 }
 

@@ -3,6 +3,7 @@
 #ifndef ES_HTTP_H
 #define ES_HTTP_H
 #include "common/es_buf.h"
+#include "common/es_config.h"
 #include "common/es_err.h"
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -15,6 +16,12 @@ typedef struct {
     long connect_timeout_ms; //  CURLOPT_CONNECTTIMEOUT_MS
     long timeout_ms;         //  CURLOPT_TIMEOUT_MS
     size_t max_response;     //  bodies over this many bytes are refused
+    //  TLS (https:// URLs). Zero values are the safe ones: certificates are verified against
+    //  the system CAs. Strings are copied by es_http_new.
+    bool tls_insecure;         //  skip certificate and host name checks (tls.verify = false)
+    const char *tls_ca_file;   //  CA bundle (CURLOPT_CAINFO), NULL or "" = system CAs
+    const char *tls_cert_file; //  client certificate (CURLOPT_SSLCERT), NULL or "" = none
+    const char *tls_key_file;  //  its private key (CURLOPT_SSLKEY)
 } es_http_opts_t;
 
 typedef struct {
@@ -35,6 +42,9 @@ typedef struct {
     void (*on_done)(void *ctx, const es_http_result_t *result);
 } es_http_cb_t;
 
+//  The options of the http.* and tls.* config keys (strings borrowed from config). Warns, once
+//  per process, when tls.verify is false.
+void es_http_opts_from_config(es_http_opts_t *opts, const es_config_t *config);
 es_http_t *es_http_new(const es_http_opts_t *opts, es_err_t *err);
 void es_http_destroy(es_http_t **self_p);
 
@@ -63,9 +73,16 @@ void es_http_abort_all(es_http_t *self);
 void es_http_url_escape(es_buf_t *out, const char *s);
 //  Append "?key=value" (first) or "&key=value", both escaped.
 void es_http_query_add(es_buf_t *url, bool *first, const char *key, const char *value);
-//  Volt MX network error code of a failed transfer (SPEC 4.5): 2032 timeout, 2034 cannot
-//  connect, 2035 host not found, 2037 unreadable body, 2030 anything else; 0 if it completed.
+//  Volt MX network error code of a failed transfer (SPEC 4.5): 2032 timeout, 2033 TLS
+//  (certificate or handshake), 2034 cannot connect, 2035 host not found, 2037 unreadable body,
+//  2030 anything else; 0 if it completed.
 int es_http_vmx_code(const es_http_result_t *r);
+//  True if code is a TLS failure (certificate, key, handshake; reported as 2033).
+bool es_http_is_tls_error(CURLcode code);
+//  True if the transfer failed on a TLS problem that a retry meets again (an untrusted or
+//  unusable certificate): callers fail at once instead of spending their retry budget.
+//  A failed handshake (CURLE_SSL_CONNECT_ERROR) may be a cut connection, so it is not one.
+bool es_http_tls_permanent(const es_http_result_t *r);
 
 //  Retry delay for attempt (0-based): base doubled per attempt up to cap, with jitter in
 //  [d/2, d]; a Retry-After (seconds, -1 = none) longer than that wins, bounded by ten times

@@ -43,3 +43,30 @@ es_json_write_elements(es_buf_t *out, yajl_val v)
         es_json_write(out, v->u.array.values[i]);
     }
 }
+
+bool
+es_json_too_deep(const char *json, size_t len, size_t max, size_t *at)
+{
+    size_t depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = json[i];
+        if (in_string) {
+            if (c == '\\')
+                i++; //  an escaped quote does not end the string
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max) {
+                if (at)
+                    *at = i;
+                return true;
+            }
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    return false;
+}

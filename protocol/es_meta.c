@@ -2,6 +2,7 @@
 //  validated so every later module can trust names, types and keys without checking again.
 #include "protocol/es_meta.h"
 #include "common/es_mem.h"
+#include "protocol/es_json.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,8 @@ s_parse_key(yajl_val o, const char *path, es_meta_object_t *obj, es_err_t *err)
                           s_json_type(key));
     if (key->u.array.len == 0)
         return es_err_set(err, ES_EPROTO, "%s.key: must name at least one field", path);
+    if (key->u.array.len > ES_META_FIELDS_MAX)
+        return es_err_set(err, ES_EPROTO, "%s.key: more than %d fields", path, ES_META_FIELDS_MAX);
     obj->key = es_calloc(key->u.array.len, sizeof *obj->key);
     size_t autos = 0;
     for (size_t i = 0; i < key->u.array.len; i++) {
@@ -222,6 +225,8 @@ s_parse_object(yajl_val o, const char *path, es_meta_object_t *obj, es_err_t *er
                           s_json_type(fields));
     if (fields->u.array.len == 0)
         return es_err_set(err, ES_EPROTO, "%sfields: must not be empty", p);
+    if (fields->u.array.len > ES_META_FIELDS_MAX)
+        return es_err_set(err, ES_EPROTO, "%sfields: more than %d fields", p, ES_META_FIELDS_MAX);
     obj->fields = es_calloc(fields->u.array.len, sizeof *obj->fields);
     for (size_t i = 0; i < fields->u.array.len; i++) {
         snprintf(fp, sizeof fp, "%sfields[%zu]", p, i);
@@ -290,6 +295,8 @@ s_parse(es_meta_t *self, yajl_val root, es_err_t *err)
     if (!YAJL_IS_ARRAY(objects))
         return es_err_set(err, ES_EPROTO, "objects: expected an array, got %s",
                           s_json_type(objects));
+    if (objects->u.array.len > ES_META_OBJECTS_MAX)
+        return es_err_set(err, ES_EPROTO, "objects: more than %d objects", ES_META_OBJECTS_MAX);
     self->objects =
         es_calloc(objects->u.array.len ? objects->u.array.len : 1, sizeof *self->objects);
     for (size_t i = 0; i < objects->u.array.len; i++) {
@@ -313,6 +320,13 @@ es_meta_new(const char *json, size_t len, es_err_t *err)
     self->json = es_strndup(json ? json : "", json ? len : 0);
     if (!json || strlen(self->json) != len) {
         es_err_set(err, ES_EPROTO, "metadata: invalid JSON: contains a NUL byte");
+        es_meta_destroy(&self);
+        return NULL;
+    }
+    size_t at;
+    if (es_json_too_deep(self->json, len, ES_JSON_DEPTH_MAX, &at)) {
+        es_err_set(err, ES_EPROTO, "metadata: nested deeper than %d levels at byte %zu",
+                   ES_JSON_DEPTH_MAX, at);
         es_meta_destroy(&self);
         return NULL;
     }

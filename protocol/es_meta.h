@@ -6,6 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+//  Largest metadata accepted. Names are checked for duplicates pairwise and looked up by a
+//  scan, so an unbounded document could stall a process for minutes (2 MiB of fields: 18 s,
+//  found by fuzz/fuzz_meta); real services stay far below (SQL tables: about 1,000 columns).
+#define ES_META_OBJECTS_MAX 4096 //  objects per service
+#define ES_META_FIELDS_MAX 4096  //  fields (and key columns) per object
+
 //  Field data types. Metadata "datatype" names: string, int, number, boolean, date, datetime
 //  (aliases accepted: integer/long -> int, double/float/decimal -> number, bool -> boolean).
 typedef enum {

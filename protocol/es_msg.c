@@ -92,6 +92,11 @@ static const field_t s_stats[] = {
     FIELD(stats, entity, F_STR),
     FIELDS_END,
 };
+static const field_t s_history[] = {
+    FIELD(history, entity, F_STR),
+    FIELD(history, limit, F_U32),
+    FIELDS_END,
+};
 static const field_t s_local[] = {
     FIELD(local, op, F_STR),       FIELD(local, service, F_STR), FIELD(local, object, F_STR),
     FIELD(local, pk, F_TEXT),      FIELD(local, record, F_TEXT), FIELD(local, options, F_TEXT),

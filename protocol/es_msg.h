@@ -90,6 +90,11 @@ typedef struct {
 } es_stats_t;
 
 typedef struct {
+    char entity[ES_NAME_MAX + 1]; //  object or service name, "application"; "" = all runs
+    uint32_t limit;               //  newest runs returned, 0 = all kept
+} es_history_t;
+
+typedef struct {
     char op[ES_KIND_MAX + 1];      //  create | update | partialupdate | delete | pending |
                                    //  rollback | clear | markforupload
     char service[ES_NAME_MAX + 1]; //  object service ("" = every service: rollback, pending)

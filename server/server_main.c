@@ -31,7 +31,11 @@ s_usage(FILE *out)
                  "  --upload-cache on|off  upload cache (default on)\n"
                  "  --seed N             generator and fault seed (default 1)\n"
                  "  --max-body-mb N      request body limit, 1..4096 MiB (default 64)\n"
-                 "  --log-level L        error | warn | info | debug\n");
+                 "  --log-level L        error | warn | info | debug\n"
+                 "  --tls-cert FILE      PEM certificate: the service port speaks HTTPS\n"
+                 "  --tls-key FILE       its PEM private key (unencrypted)\n"
+                 "  --tls-client-ca FILE require client certificates signed by this PEM CA\n"
+                 "                       (the admin port stays plain http on 127.0.0.1)\n");
 }
 
 static int
@@ -132,6 +136,9 @@ s_parse_args(int argc, char *argv[], srv_opts_t *o)
                                              {"seed", required_argument, NULL, 's'},
                                              {"max-body-mb", required_argument, NULL, 'm'},
                                              {"log-level", required_argument, NULL, 'L'},
+                                             {"tls-cert", required_argument, NULL, 'C'},
+                                             {"tls-key", required_argument, NULL, 'K'},
+                                             {"tls-client-ca", required_argument, NULL, 'A'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     uint64_t v;
@@ -202,6 +209,15 @@ s_parse_args(int argc, char *argv[], srv_opts_t *o)
             es_log_set_level((es_log_level_t)lvl);
             break;
         }
+        case 'C':
+            o->tls_cert = optarg;
+            break;
+        case 'K':
+            o->tls_key = optarg;
+            break;
+        case 'A':
+            o->client_ca = optarg;
+            break;
         case 'h':
             s_usage(stdout);
             exit(0);
@@ -214,6 +230,14 @@ s_parse_args(int argc, char *argv[], srv_opts_t *o)
     }
     if (optind < argc) {
         fprintf(stderr, "edgesync-server: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (!o->tls_cert != !o->tls_key) {
+        fprintf(stderr, "edgesync-server: --tls-cert and --tls-key go together\n");
+        return -1;
+    }
+    if (o->client_ca && !o->tls_cert) {
+        fprintf(stderr, "edgesync-server: --tls-client-ca needs --tls-cert and --tls-key\n");
         return -1;
     }
     return 0;
@@ -272,8 +296,9 @@ main(int argc, char *argv[])
         es_log_error("server: %s", err.what);
         goto done;
     }
-    printf("edgesync-server listening on http://%s:%d admin http://127.0.0.1:%d\n", opts.bind,
-           srv_http_port(http), srv_http_admin_port(http));
+    printf("edgesync-server listening on %s://%s:%d admin http://127.0.0.1:%d\n",
+           opts.tls_cert ? "https" : "http", opts.bind, srv_http_port(http),
+           srv_http_admin_port(http));
     fflush(stdout);
     int sig = 0;
     while (sigwait(&stop, &sig) != 0)

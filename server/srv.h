@@ -34,6 +34,9 @@ typedef struct {
     uint64_t gen_product;   //  (Products)
     uint64_t gen_orderline; //  (OrderLines)
     const char *load;       //  JSON lines file loaded after generation, or NULL
+    const char *tls_cert;   //  PEM certificate: the service port speaks HTTPS; NULL = plain
+    const char *tls_key;    //  its PEM private key (with tls_cert)
+    const char *client_ca;  //  PEM CA: client certificates signed by it required, or NULL
 } srv_opts_t;
 
 // ---------------------------------------------------------------- data (srv_data.c)
@@ -201,7 +204,11 @@ typedef enum {
     SRV_F_MALFORMED,
     SRV_F_LOST_RESPONSE,
     SRV_F_APPLY_DELAY,
+    SRV_F_BODY,
 } srv_fkind_t;
+
+//  A hostile response body (srv_hostile.c), shared by a rule and the requests it hit.
+typedef struct srv_body srv_body_t;
 
 //  What the fault rules decided for one request.
 typedef struct {
@@ -209,6 +216,7 @@ typedef struct {
     srv_fkind_t action;  //  first firing non-latency rule, or SRV_F_NONE
     uint32_t ms;         //  hang / apply_delay duration
     int retry_after;     //  429 Retry-After seconds
+    srv_body_t *body;    //  SRV_F_BODY: what to answer (a reference: srv_body_release it)
 } srv_fault_hit_t;
 
 srv_fault_t *srv_fault_new(uint64_t seed);
@@ -222,6 +230,20 @@ void srv_fault_dump(srv_fault_t *self, es_buf_t *out);
 //  Decide for a request (path, method override or HTTP method).
 void srv_fault_pick(srv_fault_t *self, const char *path, const char *method, srv_fault_hit_t *hit);
 uint64_t srv_fault_fired(srv_fault_t *self);
+
+//  Body rule members of rules[idx] ("status", "text", "parts", "set", "replace", "bytes").
+//  NULL with err naming the member.
+srv_body_t *srv_body_parse(yajl_val rule, size_t idx, es_err_t *err);
+srv_body_t *srv_body_ref(srv_body_t *self);
+void srv_body_release(srv_body_t **self_p);
+//  HTTP status the rule sends, 0 to keep the real one.
+int srv_body_status(const srv_body_t *self);
+//  A generated body (parts): true and its size in *total.
+bool srv_body_generated(const srv_body_t *self, uint64_t *total);
+//  Up to max bytes of the generated body from pos (fewer only at its end).
+size_t srv_body_read(const srv_body_t *self, uint64_t pos, char *buf, size_t max);
+//  Replace (text) or edit (set, replace) the real answer in r, and its status if the rule says.
+void srv_body_rewrite(const srv_body_t *self, srv_resp_t *r);
 
 //  Sleep ms milliseconds, waking early when *stopping becomes set.
 void srv_sleep_ms(volatile int *stopping, uint32_t ms);

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_BATCH_MAX 1000000000ull //  $batchsize upper bound (0 = everything)
+#define S_BATCH_MAX 2147483647ull //  $batchsize upper bound, a 32-bit int (0 = everything)
 
 //  One object's part of a download request and its result.
 typedef struct {

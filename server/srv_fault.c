@@ -18,6 +18,7 @@ typedef struct {
     int64_t count;      //  fires left (< 0: unlimited)
     char *path;         //  URL path substring to match, or NULL
     char *method;       //  X-Http-Method-Override (or HTTP method) to match, or NULL
+    srv_body_t *body;   //  body: what to answer
     uint64_t seen;      //  matching requests so far
     uint64_t fired;     //  times fired
 } s_rule_t;
@@ -46,6 +47,7 @@ static const struct {
     {"malformed", SRV_F_MALFORMED},
     {"lost_response", SRV_F_LOST_RESPONSE},
     {"apply_delay", SRV_F_APPLY_DELAY},
+    {"body", SRV_F_BODY},
 };
 
 static const char *
@@ -63,6 +65,7 @@ s_rules_free(s_rule_t *rules, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(rules[i].path);
         free(rules[i].method);
+        srv_body_release(&rules[i].body);
     }
     free(rules);
 }
@@ -136,8 +139,9 @@ s_str(yajl_val r, const char *name, size_t idx, char **out, es_err_t *err)
 static int
 s_parse_rule(yajl_val r, size_t idx, s_rule_t *rule, es_err_t *err)
 {
-    static const char *known[] = {"kind",  "ms",    "retry_after", "probability",
-                                  "every", "count", "path",        "method"};
+    static const char *known[] = {"kind",  "ms",   "retry_after", "probability", "every",
+                                  "count", "path", "method",      "status",      "text",
+                                  "parts", "set",  "replace",     "bytes"};
     memset(rule, 0, sizeof *rule);
     rule->probability = -1;
     rule->count = -1;
@@ -160,6 +164,9 @@ s_parse_rule(yajl_val r, size_t idx, s_rule_t *rule, es_err_t *err)
     if (rule->kind == SRV_F_NONE)
         return es_err_set(err, ES_EINVAL, "rules[%zu].kind: unknown fault kind '%.40s'", idx,
                           YAJL_GET_STRING(kind));
+    for (size_t k = 8; rule->kind != SRV_F_BODY && k < sizeof known / sizeof known[0]; k++)
+        if (srv_json_get(r, known[k]))
+            return es_err_set(err, ES_EINVAL, "rules[%zu].%s: only for kind body", idx, known[k]);
     int64_t v = 0;
     rule->ms = rule->kind == SRV_F_HANG ? 60000 : rule->kind == SRV_F_APPLY_DELAY ? 1000 : 100;
     int rc = s_int(r, "ms", idx, 0, 600000, &v, err);
@@ -188,6 +195,8 @@ s_parse_rule(yajl_val r, size_t idx, s_rule_t *rule, es_err_t *err)
         rule->probability = YAJL_GET_DOUBLE(p);
     }
     if (s_str(r, "path", idx, &rule->path, err) || s_str(r, "method", idx, &rule->method, err))
+        return -1;
+    if (rule->kind == SRV_F_BODY && !(rule->body = srv_body_parse(r, idx, err)))
         return -1;
     return 0;
 }
@@ -312,6 +321,7 @@ srv_fault_pick(srv_fault_t *self, const char *path, const char *method, srv_faul
             hit->action = r->kind;
             hit->ms = r->ms;
             hit->retry_after = r->retry_after;
+            hit->body = srv_body_ref(r->body);
         }
     }
     pthread_mutex_unlock(&self->lock);

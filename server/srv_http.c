@@ -6,6 +6,8 @@
 #include "common/es_mem.h"
 #include "server/srv.h"
 #include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -29,6 +31,8 @@ struct srv_http {
     struct MHD_Daemon *admin;    //  admin listener (127.0.0.1)
     s_listener_t api_l, admin_l; //  handler contexts
     int port, admin_port;        //  bound ports
+    char *tls_cert, *tls_key;    //  PEM texts of --tls-cert/--tls-key, NULL = plain http
+    char *tls_ca;                //  PEM text of --tls-client-ca, NULL = no client certificates
 };
 
 //  Per request: the body as it arrives.
@@ -111,6 +115,42 @@ s_send(struct MHD_Connection *conn, srv_resp_t *r, srv_fkind_t mangle, const cha
     return rc;
 }
 
+static ssize_t
+s_gen_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    size_t n = srv_body_read(cls, pos, buf, max);
+    return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void
+s_gen_free(void *cls)
+{
+    srv_body_t *b = cls;
+    srv_body_release(&b);
+}
+
+//  A generated hostile body, streamed as it is produced (takes the reference to body).
+static enum MHD_Result
+s_send_generated(struct MHD_Connection *conn, srv_body_t *body)
+{
+    uint64_t total = 0;
+    (void)srv_body_generated(body, &total);
+    int status = srv_body_status(body) ? srv_body_status(body) : 200;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(total, 64 * 1024, s_gen_read, body, s_gen_free);
+    if (!resp) {
+        srv_body_release(&body);
+        return MHD_NO;
+    }
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") == MHD_NO) {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
 static const char *
 s_header(struct MHD_Connection *conn, const char *name)
 {
@@ -144,10 +184,11 @@ s_appconfig(srv_http_t *self, struct MHD_Connection *conn, srv_resp_t *r)
     }
     r->status = 200;
     es_buf_reset(&r->body);
+    const char *scheme = self->tls_cert ? "https" : "http"; //  the service URLs are on this port
     es_buf_printf(&r->body,
-                  "{\"objectsvc\":{\"%s\":{\"url\":\"http://%s" S_DATA_PREFIX "%s\","
-                  "\"metadata_url\":\"http://%s" S_META_PREFIX "%s\",\"version\":\"1.0\"}}}",
-                  SRV_SERVICE, host, SRV_SERVICE, host, SRV_SERVICE);
+                  "{\"objectsvc\":{\"%s\":{\"url\":\"%s://%s" S_DATA_PREFIX "%s\","
+                  "\"metadata_url\":\"%s://%s" S_META_PREFIX "%s\",\"version\":\"1.0\"}}}",
+                  SRV_SERVICE, scheme, host, SRV_SERVICE, scheme, host, SRV_SERVICE);
     srv_stats_count(self->srv->stats, SRV_K_APPCONFIG);
 }
 
@@ -192,6 +233,13 @@ s_api(srv_http_t *self, struct MHD_Connection *conn, const char *url, const char
     if (hit.latency_ms)
         srv_sleep_ms(srv->stopping, hit.latency_ms);
     srv_fkind_t mangle = SRV_F_NONE;
+    uint64_t gen_total;
+    if (hit.body && srv_body_generated(hit.body, &gen_total)) {
+        //  Nothing of the request is looked at: the answer is the generated body.
+        srv_stats_count(srv->stats, SRV_K_FAULT);
+        es_buf_release(&r.body);
+        return s_send_generated(conn, hit.body);
+    }
     switch (hit.action) {
     case SRV_F_HTTP_500:
         srv_resp_error(&r, 500, 500, "injected fault: internal server error");
@@ -210,6 +258,9 @@ s_api(srv_http_t *self, struct MHD_Connection *conn, const char *url, const char
         return MHD_NO;
     case SRV_F_APPLY_DELAY:
         r.apply_delay = hit.ms;
+        break;
+    case SRV_F_BODY:
+        srv_stats_count(srv->stats, SRV_K_FAULT);
         break;
     case SRV_F_DROP:
     case SRV_F_TRUNCATE:
@@ -277,6 +328,11 @@ s_api(srv_http_t *self, struct MHD_Connection *conn, const char *url, const char
         srv_resp_error(&r, 404, 404, "no such resource '%.100s'", url);
     }
 send:
+    if (hit.body) {
+        //  The request was handled (an upload applied): only its answer is hostile.
+        srv_body_rewrite(hit.body, &r);
+        srv_body_release(&hit.body);
+    }
     if (r.status >= 400)
         srv_stats_count(srv->stats, SRV_K_ERROR);
     enum MHD_Result rc = s_send(conn, &r, mangle, "application/json");
@@ -375,6 +431,44 @@ s_admin(srv_http_t *self, struct MHD_Connection *conn, const char *url, const ch
     return rc;
 }
 
+//  With --tls-client-ca, a request is served only over a connection whose client certificate
+//  that CA signed. libmicrohttpd asks for a certificate but does not insist (GNUTLS_CERT_REQUEST)
+//  nor verify it, so it is checked here; a refusal says why, like a proxy's 403 would.
+static enum MHD_Result
+s_client_cert_check(srv_http_t *self, struct MHD_Connection *conn, const char *url,
+                    const char *method, s_conn_t *c)
+{
+    char why[300] = "";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t s = ci ? (gnutls_session_t)ci->tls_session : NULL;
+    unsigned int npeers = 0, status = 0;
+    if (!s) {
+        snprintf(why, sizeof why, "client certificate required: no TLS session");
+    } else if (!gnutls_certificate_get_peers(s, &npeers) || npeers == 0) {
+        snprintf(why, sizeof why, "client certificate required: none was sent");
+    } else {
+        int rc = gnutls_certificate_verify_peers2(s, &status);
+        gnutls_datum_t text = {NULL, 0};
+        if (rc < 0)
+            snprintf(why, sizeof why, "client certificate not verified: %s", gnutls_strerror(rc));
+        else if (status && gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
+                                                                        &text, 0) == 0)
+            snprintf(why, sizeof why, "client certificate refused: %s", (char *)text.data);
+        else if (status)
+            snprintf(why, sizeof why, "client certificate refused (status 0x%x)", status);
+        gnutls_free(text.data);
+    }
+    if (!why[0])
+        return s_api(self, conn, url, method, c);
+    es_log_info("server: %s %s refused: %s", method, url, why);
+    srv_stats_count(self->srv->stats, SRV_K_UNAUTHORIZED);
+    srv_resp_t r = {.status = 403};
+    es_buf_init(&r.body);
+    srv_resp_error(&r, 403, 403, "%s", why);
+    return s_send(conn, &r, SRV_F_NONE, "application/json");
+}
+
 static enum MHD_Result
 s_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -402,6 +496,8 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *m
     }
     if (l->admin)
         return s_admin(l->http, conn, url, method, c);
+    if (l->http->tls_ca)
+        return s_client_cert_check(l->http, conn, url, method, c);
     return s_api(l->http, conn, url, method, c);
 }
 
@@ -420,9 +516,12 @@ s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+//  tls: NULL for plain http, else the HTTPS options (an MHD_OPTION_END-terminated array).
 static struct MHD_Daemon *
-s_start(s_listener_t *l, const char *addr, int port, int *bound, es_err_t *err)
+s_start(s_listener_t *l, const char *addr, int port, const struct MHD_OptionItem *tls, int *bound,
+        es_err_t *err)
 {
+    static const struct MHD_OptionItem s_none[] = {{MHD_OPTION_END, 0, NULL}};
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
@@ -432,10 +531,11 @@ s_start(s_listener_t *l, const char *addr, int port, int *bound, es_err_t *err)
         return NULL;
     }
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
-        s_handler, l, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED,
-        s_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | (tls ? MHD_USE_TLS : 0),
+        (uint16_t)port, NULL, NULL, s_handler, l, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)300, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_ARRAY,
+        tls ? tls : s_none, MHD_OPTION_END);
     if (!d) {
         es_err_set(err, ES_ESYS, "cannot listen on %s:%d (in use?)", addr, port);
         return NULL;
@@ -445,6 +545,63 @@ s_start(s_listener_t *l, const char *addr, int port, int *bound, es_err_t *err)
     return d;
 }
 
+//  Whole PEM file of option opt into *out (NUL-terminated). 0 or -1 with err naming both.
+static int
+s_read_pem(const char *opt, const char *path, char **out, es_err_t *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return es_err_set(err, ES_EINVAL, "%s %s: %s", opt, path, strerror(errno));
+    es_buf_t b;
+    es_buf_init(&b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= (1u << 20))
+        es_buf_append(&b, chunk, n);
+    bool bad = ferror(f) || b.len > (1u << 20);
+    fclose(f);
+    if (bad || !strstr(b.data ? b.data : "", "-----BEGIN ")) {
+        explicit_bzero(b.data, b.len); //  may be a key
+        es_buf_release(&b);
+        return es_err_set(err, ES_EINVAL, "%s %s: %s", opt, path,
+                          bad ? "unreadable or over 1 MiB" : "not a PEM file");
+    }
+    *out = es_buf_steal(&b);
+    return 0;
+}
+
+//  Read and check the TLS files, so a bad one is named here rather than by a bare MHD failure.
+static int
+s_tls_load(srv_http_t *self, const srv_opts_t *o, es_err_t *err)
+{
+    if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
+        return es_err_set(err, ES_EINVAL, "--tls-cert: this libmicrohttpd has no TLS support");
+    if (s_read_pem("--tls-cert", o->tls_cert, &self->tls_cert, err) ||
+        s_read_pem("--tls-key", o->tls_key, &self->tls_key, err) ||
+        (o->client_ca && s_read_pem("--tls-client-ca", o->client_ca, &self->tls_ca, err)))
+        return -1;
+    gnutls_certificate_credentials_t cred;
+    if (gnutls_certificate_allocate_credentials(&cred) < 0)
+        return es_err_set(err, ES_ESYS, "--tls-cert: cannot allocate TLS credentials");
+    gnutls_datum_t cert = {(unsigned char *)self->tls_cert, (unsigned)strlen(self->tls_cert)};
+    gnutls_datum_t key = {(unsigned char *)self->tls_key, (unsigned)strlen(self->tls_key)};
+    int rc = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    if (rc < 0)
+        es_err_set(err, ES_EINVAL, "--tls-cert %s / --tls-key %s: %s", o->tls_cert, o->tls_key,
+                   gnutls_strerror(rc));
+    if (rc >= 0 && self->tls_ca) {
+        gnutls_datum_t ca = {(unsigned char *)self->tls_ca, (unsigned)strlen(self->tls_ca)};
+        int n = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+        if (n <= 0) {
+            es_err_set(err, ES_EINVAL, "--tls-client-ca %s: %s", o->client_ca,
+                       n < 0 ? gnutls_strerror(n) : "no certificate in it");
+            rc = -1;
+        }
+    }
+    gnutls_certificate_free_credentials(cred);
+    return rc < 0 ? -1 : 0;
+}
+
 srv_http_t *
 srv_http_new(srv_t *srv, es_err_t *err)
 {
@@ -452,14 +609,28 @@ srv_http_new(srv_t *srv, es_err_t *err)
     self->srv = srv;
     self->api_l = (s_listener_t){self, false};
     self->admin_l = (s_listener_t){self, true};
-    self->api = s_start(&self->api_l, srv->opts->bind, srv->opts->port, &self->port, err);
+    struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL}};
+    if (srv->opts->tls_cert) {
+        if (s_tls_load(self, srv->opts, err)) {
+            srv_http_destroy(&self);
+            return NULL;
+        }
+        //  libmicrohttpd keeps these pointers: the texts live until srv_http_destroy.
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, self->tls_cert};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, self->tls_key};
+        tls[2] = self->tls_ca ? (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, self->tls_ca}
+                              : (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+        tls[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
+    self->api = s_start(&self->api_l, srv->opts->bind, srv->opts->port,
+                        srv->opts->tls_cert ? tls : NULL, &self->port, err);
     if (!self->api) {
         srv_http_destroy(&self);
         return NULL;
     }
     //  Admin is never reachable from outside this host, whatever --bind says.
     self->admin =
-        s_start(&self->admin_l, "127.0.0.1", srv->opts->admin_port, &self->admin_port, err);
+        s_start(&self->admin_l, "127.0.0.1", srv->opts->admin_port, NULL, &self->admin_port, err);
     if (!self->admin) {
         es_err_prefix(err, "admin port");
         srv_http_destroy(&self);
@@ -478,6 +649,11 @@ srv_http_destroy(srv_http_t **self_p)
         MHD_stop_daemon(self->admin);
     if (self->api)
         MHD_stop_daemon(self->api);
+    if (self->tls_key)
+        explicit_bzero(self->tls_key, strlen(self->tls_key));
+    free(self->tls_key);
+    free(self->tls_cert);
+    free(self->tls_ca);
     free(self);
     *self_p = NULL;
 }

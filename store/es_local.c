@@ -12,8 +12,10 @@
 //  is its latest row deferred / collapsible?) need no scan.
 #include "store/es_local.h"
 #include "common/es_mem.h"
+#include "protocol/es_json.h"
 #include "protocol/es_key.h"
 #include "protocol/es_record.h"
+#include "store/es_upcache.h"
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +27,11 @@
 
 #define S_EMPTY_MAP "\x80" //  MessagePack map with no entries: the baseline of a create
 #define S_PEND_LEN 12      //  u32 count + u64 latest RSN
+//  High bit of an orig row's change-type byte: main holds an edit made with trackChanges:false
+//  that no pending change carries, so an upload answer must not overwrite main (the later local
+//  edit wins locally) nor drop the baseline that marks the row as locally changed (SPEC 3.6.5).
+//  Set by an untracked edit; cleared by a tracked edit that carries the whole record.
+#define S_ORIG_UNTRACKED 0x80
 
 //  ---------------------------------------------------------------------------------------------
 //  Small encodings
@@ -185,6 +192,10 @@ es_local_opts_parse(es_local_opts_t *opts, const char *json, size_t len, es_err_
     es_local_opts_init(opts);
     if (!json || len == 0)
         return 0;
+    size_t at;
+    if (es_json_too_deep(json, len, ES_JSON_DEPTH_MAX, &at))
+        return es_err_set(err, ES_EINVAL, "options: nested deeper than %d levels at byte %zu",
+                          ES_JSON_DEPTH_MAX, at);
     //  yajl_tree wants a NUL-terminated text.
     char *text = es_strndup(json, len);
     char errbuf[256] = "";
@@ -625,6 +636,11 @@ s_input_parse(s_input_t *in, const es_meta_object_t *obj, const char *op, const 
     *in = (s_input_t){0};
     if (!json || len == 0)
         return es_err_set(err, ES_EINVAL, "%s: %s: record missing", obj->name, op);
+    size_t at;
+    if (es_json_too_deep(json, len, ES_JSON_DEPTH_MAX, &at))
+        return es_err_set(err, ES_EINVAL,
+                          "%s: %s: record: nested deeper than %d levels at byte %zu", obj->name, op,
+                          ES_JSON_DEPTH_MAX, at);
     char *text = es_strndup(json, len);
     char errbuf[256] = "";
     in->root = yajl_tree_parse(text, errbuf, sizeof errbuf);
@@ -738,6 +754,49 @@ s_check_deferred(const es_meta_object_t *obj, const char *op, const s_keystate_t
                       obj->name, op, key);
 }
 
+//  Set (set) or clear (clear) the untracked mark of an existing baseline; neither: no change.
+static int
+s_orig_mark(es_txn_t *txn, const s_tables_t *t, const void *pk, size_t pklen, bool set, bool clear,
+            es_err_t *err)
+{
+    const void *val;
+    size_t vlen;
+    int got = es_txn_get(txn, t->orig.data, pk, pklen, &val, &vlen, err);
+    if (got <= 0)
+        return got;
+    if (vlen < 1)
+        return es_err_set(err, ES_ESTORE, "%s row is empty", t->orig.data);
+    uint8_t code = ((const uint8_t *)val)[0];
+    uint8_t want = set     ? (uint8_t)(code | S_ORIG_UNTRACKED)
+                   : clear ? (uint8_t)(code & ~S_ORIG_UNTRACKED)
+                           : code;
+    if (want == code)
+        return 0;
+    es_buf_t copy;
+    es_buf_init(&copy);
+    es_buf_append(&copy, val, vlen);
+    copy.data[0] = (char)want;
+    int rc = es_txn_put(txn, t->orig.data, pk, pklen, copy.data, copy.len, err);
+    es_buf_release(&copy);
+    return rc;
+}
+
+//  The untracked mark of pk's baseline (0 if none or no baseline). -1 on error.
+static int
+s_orig_untracked(es_txn_t *txn, const s_tables_t *t, const void *pk, size_t pklen, uint8_t *mark,
+                 es_err_t *err)
+{
+    const void *val;
+    size_t vlen;
+    *mark = 0;
+    int got = es_txn_get(txn, t->orig.data, pk, pklen, &val, &vlen, err);
+    if (got < 0)
+        return -1;
+    if (got == 1 && vlen >= 1)
+        *mark = ((const uint8_t *)val)[0] & S_ORIG_UNTRACKED;
+    return 0;
+}
+
 //  One edit, all checks done: baseline, hist row with the next RSN (or the collapsed row), pend.
 //  base_value: the main row before the edit (NULL for a create). main itself is the caller's.
 typedef struct {
@@ -760,7 +819,7 @@ s_record_edit(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *obj,
     if (!ks->has_orig) {
         es_buf_t val;
         es_buf_init(&val);
-        s_put_le(&val, (uint64_t)e->orig_code, 1);
+        s_put_le(&val, (uint64_t)e->orig_code | (opts->track_changes ? 0 : S_ORIG_UNTRACKED), 1);
         if (e->base_value)
             es_buf_append(&val, e->base_value, e->base_len);
         else {
@@ -774,6 +833,9 @@ s_record_edit(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *obj,
         es_buf_release(&val);
         if (rc)
             return -1;
+    } else if (s_orig_mark(txn, t, pk, pklen, !opts->track_changes, e->code != ES_CHG_PARTIAL,
+                           err)) {
+        return -1;
     }
     if (!opts->track_changes)
         return 0;
@@ -1261,7 +1323,10 @@ es_local_protect(es_txn_t *txn, const char *object, const void *pk, size_t pk_le
         es_err_set(err, ES_EPROTO, "%s: downloaded value is malformed", object);
         goto done;
     }
-    s_put_le(&v, (uint64_t)(is_delete ? ES_CHG_CREATE : ES_CHG_UPDATE), 1);
+    uint8_t mark;
+    if (s_orig_untracked(txn, &t, pk, pk_len, &mark, err))
+        goto done;
+    s_put_le(&v, (uint64_t)(is_delete ? ES_CHG_CREATE : ES_CHG_UPDATE) | mark, 1);
     if (is_delete) {
         es_store_rec_pack(&packed, "", 0, S_EMPTY_MAP, 1);
         es_buf_append(&v, packed.data, packed.len);
@@ -1370,11 +1435,116 @@ es_local_changes(es_txn_t *txn, const char *service, uint64_t after, uint64_t up
 //  ---------------------------------------------------------------------------------------------
 //  Rollback and clear
 
-//  Delete the upload cache row of name (absent is fine).
-static int
-s_upcache_del(es_txn_t *txn, const char *name, es_err_t *err)
+//  Rollback and clear never delete upload cache rows and refuse to drop a pending change that
+//  one of them carries. A cached request may have been applied by the server with its answer
+//  lost; only its replay under the same request id settles that (D14, D15). Dropping the row
+//  would send its other changes again under a new id (duplicated creates if it had been
+//  applied); dropping the change alone would let the replay apply what was rolled back, or
+//  leave the server holding a change the device has forgotten. So the user syncs first: the
+//  replay resolves the request, and the change is then either uploaded or still pending and
+//  free to roll back. (The JS SDK deletes the rows, SPEC 3.3/3.7; D14/D15 decide here.)
+typedef struct {
+    const es_meta_t *meta;
+    char **ids_of;  //  request id of each row
+    uint64_t **ids; //  sorted rowIds of each row
+    size_t *nids;   //  how many
+    size_t n;       //  rows
+} s_cached_t;
+
+static void
+s_cached_release(s_cached_t *c)
 {
-    return es_txn_del(txn, "upcache", name, strlen(name), err) < 0 ? -1 : 0;
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->ids_of[i]);
+        free(c->ids[i]);
+    }
+    free(c->ids_of);
+    free(c->ids);
+    free(c->nids);
+}
+
+static int
+s_cached_cb(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    s_cached_t *c = ctx;
+    //  The rows of this service: its own and its objects' (as the upload actor replays them).
+    bool mine = klen == strlen(c->meta->name) && memcmp(key, c->meta->name, klen) == 0;
+    for (size_t i = 0; !mine && i < c->meta->nobjects; i++)
+        mine = klen == strlen(c->meta->objects[i].name) &&
+               memcmp(key, c->meta->objects[i].name, klen) == 0;
+    if (!mine)
+        return 0;
+    es_upcache_row_t row;
+    uint64_t *ids;
+    size_t nids;
+    if (es_upcache_decode(&row, val, vlen, err) ||
+        es_upcache_row_ids(row.body, row.body_len, &ids, &nids, err))
+        return es_err_prefix(err, "upload cache row '%.*s'", (int)klen, (const char *)key);
+    c->ids_of = es_realloc(c->ids_of, (c->n + 1) * sizeof *c->ids_of);
+    c->ids = es_realloc(c->ids, (c->n + 1) * sizeof *c->ids);
+    c->nids = es_realloc(c->nids, (c->n + 1) * sizeof *c->nids);
+    c->ids_of[c->n] = es_strndup(row.request_id, row.request_id_len);
+    c->ids[c->n] = ids;
+    c->nids[c->n] = nids;
+    c->n++;
+    return 0;
+}
+
+//  -1 with err (ES_EBUSY) if a pending change of obj's key pk (pk NULL: of obj; obj NULL: of
+//  the service) is in a cached upload request; op names the operation in the message.
+static int
+s_check_cached(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *obj, const void *pk,
+               size_t pklen, const char *op, es_err_t *err)
+{
+    s_cached_t c = {.meta = meta};
+    s_rows_t rows = {0};
+    int rc = -1;
+    if (es_txn_iter(txn, "upcache", NULL, 0, s_cached_cb, &c, err))
+        goto done;
+    rc = 0;
+    if (c.n == 0)
+        goto done;
+    rc = -1;
+    if (pk) {
+        s_tables_t t;
+        s_tables_init(&t, obj->name);
+        uint32_t count;
+        uint64_t last;
+        int r = s_pend_get(txn, &t, pk, pklen, &count, &last, err);
+        if (r == 0 && count > 0)
+            r = s_hist_collect(txn, meta->name, 1, last, obj->name, pk, pklen, count, &rows, err);
+        s_tables_release(&t);
+        if (r)
+            goto done;
+    } else if (s_hist_collect(txn, meta->name, 1, UINT64_MAX, obj ? obj->name : NULL, NULL, 0, 0,
+                              &rows, err)) {
+        goto done;
+    }
+    for (size_t i = 0; i < rows.n; i++)
+        for (size_t k = 0; k < c.n; k++) {
+            if (!es_upcache_has_id(c.ids[k], c.nids[k], rows.rows[i].rsn))
+                continue;
+            es_local_change_t ch;
+            if (es_local_change_decode(&ch, rows.rows[i].rsn, rows.rows[i].val.data,
+                                       rows.rows[i].val.len, err))
+                goto done;
+            char name[256], key[256] = "?";
+            snprintf(name, sizeof name, "%.*s", (int)ch.object_len, ch.object);
+            const es_meta_object_t *o = es_meta_object(meta, name);
+            if (o)
+                s_key_text(o, ch.pk, ch.pk_len, key, sizeof key);
+            es_err_set(err, ES_EBUSY,
+                       "%s: %s: key %s has a change (rowId %llu) in upload request %s, whose "
+                       "answer never arrived: the server may have applied it. Sync first; the "
+                       "replay of that request settles it",
+                       name, op, key, (unsigned long long)rows.rows[i].rsn, c.ids_of[k]);
+            goto done;
+        }
+    rc = 0;
+done:
+    s_rows_release(&rows);
+    s_cached_release(&c);
+    return rc;
 }
 
 //  Delete the collected hist rows.
@@ -1423,7 +1593,7 @@ s_restore(es_txn_t *txn, const es_meta_object_t *obj, const s_tables_t *t, const
 {
     if (olen < 1)
         return es_err_set(err, ES_ESTORE, "%s: orig row is empty", obj->name);
-    es_chg_t code = (es_chg_t)((const uint8_t *)oval)[0];
+    es_chg_t code = (es_chg_t)(((const uint8_t *)oval)[0] & ~S_ORIG_UNTRACKED);
     if (s_is_create(code))
         return es_txn_del(txn, t->main.data, pk, pklen, err) < 0 ? -1 : 0;
     return es_txn_put(txn, t->main.data, pk, pklen, (const uint8_t *)oval + 1, olen - 1, err);
@@ -1462,8 +1632,7 @@ s_rollback_object(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *
         if (s_restore(txn, obj, &t, p, klen, p + klen, origs.rows[i].val.len - klen, err))
             goto done;
     }
-    if (es_txn_clear(txn, t.orig.data, err) || s_drop_hist(txn, meta, obj, &t, NULL, 0, err) ||
-        s_upcache_del(txn, obj->name, err))
+    if (es_txn_clear(txn, t.orig.data, err) || s_drop_hist(txn, meta, obj, &t, NULL, 0, err))
         goto done;
     n = (int64_t)origs.n;
 done:
@@ -1492,6 +1661,8 @@ es_local_rollback(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *
             es_err_prefix(err, "%s: rollback", obj->name);
             goto done1;
         }
+        if (s_check_cached(txn, meta, obj, pk.data, pk.len, "rollback", err))
+            goto done1;
         int r = es_txn_get(txn, t.orig.data, pk.data, pk.len, &val, &vlen, err);
         if (r < 0)
             goto done1;
@@ -1505,8 +1676,7 @@ es_local_rollback(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *
         es_buf_append(&oval, val, vlen);
         if (s_restore(txn, obj, &t, pk.data, pk.len, oval.data, oval.len, err) ||
             es_txn_del(txn, t.orig.data, pk.data, pk.len, err) < 0 ||
-            s_drop_hist(txn, meta, obj, &t, pk.data, pk.len, err) ||
-            s_upcache_del(txn, obj->name, err))
+            s_drop_hist(txn, meta, obj, &t, pk.data, pk.len, err))
             goto done1;
         n = 1;
     done1:
@@ -1515,6 +1685,8 @@ es_local_rollback(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *
         s_tables_release(&t);
         return n;
     }
+    if (s_check_cached(txn, meta, obj, NULL, 0, "rollback", err))
+        return -1;
     if (obj)
         return s_rollback_object(txn, meta, obj, err);
     int64_t total = 0;
@@ -1530,7 +1702,7 @@ es_local_rollback(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *
     if (rc == 0)
         rc = s_rows_delete(txn, meta->name, &rows, err);
     s_rows_release(&rows);
-    if (rc || s_upcache_del(txn, meta->name, err))
+    if (rc)
         return -1;
     return total;
 }
@@ -1563,8 +1735,7 @@ s_clear_object(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *obj
     void *c[2] = {&prefix, &ctxrows};
     if (n < 0 || es_txn_clear(txn, t.main.data, err) || es_txn_clear(txn, t.orig.data, err) ||
         s_drop_hist(txn, meta, obj, &t, NULL, 0, err) ||
-        es_txn_iter(txn, "ctx", prefix.data, prefix.len, s_ctx_cb, c, err) ||
-        s_upcache_del(txn, obj->name, err)) {
+        es_txn_iter(txn, "ctx", prefix.data, prefix.len, s_ctx_cb, c, err)) {
         n = -1;
         goto done;
     }
@@ -1597,6 +1768,8 @@ es_local_clear(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *obj
             es_err_prefix(err, "%s: clear", obj->name);
             goto done1;
         }
+        if (s_check_cached(txn, meta, obj, pk.data, pk.len, "clear", err))
+            goto done1;
         int r = es_txn_del(txn, t.main.data, pk.data, pk.len, err);
         if (r < 0 || es_txn_del(txn, t.orig.data, pk.data, pk.len, err) < 0 ||
             s_drop_hist(txn, meta, obj, &t, pk.data, pk.len, err))
@@ -1607,6 +1780,8 @@ es_local_clear(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *obj
         s_tables_release(&t);
         return n;
     }
+    if (s_check_cached(txn, meta, obj, NULL, 0, "clear", err))
+        return -1;
     if (obj)
         return s_clear_object(txn, meta, obj, err);
     int64_t total = 0;
@@ -1621,7 +1796,7 @@ es_local_clear(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *obj
     if (rc == 0)
         rc = s_rows_delete(txn, meta->name, &rows, err);
     s_rows_release(&rows);
-    if (rc || s_upcache_del(txn, meta->name, err))
+    if (rc)
         return -1;
     return total;
 }
@@ -1773,40 +1948,26 @@ s_temp_key(const es_meta_object_t *obj, const es_local_result_t *r, size_t *col,
 }
 
 int
-es_local_apply_result(es_txn_t *txn, const char *service, const es_local_result_t *r, bool remove,
-                      es_err_t *err)
+es_local_check_result(es_txn_t *txn, const char *service, const es_local_result_t *r, es_err_t *err)
 {
     assert(txn && service && r && r->object);
     const es_meta_object_t *obj = r->object;
-    const char *checksum = r->checksum ? r->checksum : "";
-    size_t cslen = strlen(checksum);
-    if (cslen > UINT16_MAX)
-        return es_err_set(err, ES_EPROTO, "%s: upload result checksum of %zu bytes", obj->name,
-                          cslen);
-    s_tables_t t;
-    s_tables_init(&t, obj->name);
-    es_buf_t pk, tmp, packed, val, rec;
+    es_buf_t pk, tmp;
     es_buf_init(&pk);
     es_buf_init(&tmp);
-    es_buf_init(&packed);
-    es_buf_init(&val);
-    es_buf_init(&rec);
-    s_rows_t rows = {0};
     int rc = -1;
     if (es_key_from_record(obj, r->rec, r->rec_len, &pk, err)) {
         es_err_prefix(err, "upload result");
         goto done;
     }
-    //  0. The answer must be about a change we sent: the pending change at its rowId, of this
+    //  The answer must be about a change we sent: the pending change at its rowId, of this
     //  object and of this key (or of the temporary key the server replaced). A rowId with no
-    //  pending change any more (rolled back, cleared) changes nothing; a mismatch is refused,
-    //  so a confused answer can never delete or overwrite another key's pending changes.
+    //  pending change any more changes nothing; a mismatch is refused, so a confused answer
+    //  can never delete or overwrite another key's pending changes.
     es_local_change_t sent;
     int found = s_hist_get(txn, service, r->row_id, &sent, err);
-    if (found < 0)
-        goto done;
-    if (found == 0) {
-        rc = 0;
+    if (found <= 0) {
+        rc = found;
         goto done;
     }
     if (sent.object_len != strlen(obj->name) || memcmp(sent.object, obj->name, sent.object_len)) {
@@ -1826,6 +1987,42 @@ es_local_apply_result(es_txn_t *txn, const char *service, const es_local_result_
     } else if (sent.pk_len != pk.len || memcmp(sent.pk, pk.data, pk.len)) {
         es_err_set(err, ES_EPROTO, "%s: upload result for rowId %llu has another key than sent",
                    obj->name, (unsigned long long)r->row_id);
+        goto done;
+    }
+    rc = 1;
+done:
+    es_buf_release(&tmp);
+    es_buf_release(&pk);
+    return rc;
+}
+
+int
+es_local_apply_result(es_txn_t *txn, const char *service, const es_local_result_t *r, bool remove,
+                      es_err_t *err)
+{
+    assert(txn && service && r && r->object);
+    const es_meta_object_t *obj = r->object;
+    const char *checksum = r->checksum ? r->checksum : "";
+    size_t cslen = strlen(checksum);
+    if (cslen > UINT16_MAX)
+        return es_err_set(err, ES_EPROTO, "%s: upload result checksum of %zu bytes", obj->name,
+                          cslen);
+    //  0. Only an answer about a change we sent (see es_local_check_result).
+    int found = es_local_check_result(txn, service, r, err);
+    if (found <= 0)
+        return found;
+    s_tables_t t;
+    s_tables_init(&t, obj->name);
+    es_buf_t pk, tmp, packed, val, rec;
+    es_buf_init(&pk);
+    es_buf_init(&tmp);
+    es_buf_init(&packed);
+    es_buf_init(&val);
+    es_buf_init(&rec);
+    s_rows_t rows = {0};
+    int rc = -1;
+    if (es_key_from_record(obj, r->rec, r->rec_len, &pk, err)) {
+        es_err_prefix(err, "upload result");
         goto done;
     }
     //  1. temporary key -> server key
@@ -1863,8 +2060,12 @@ es_local_apply_result(es_txn_t *txn, const char *service, const es_local_result_
         if (s_pend_put(txn, &t, pk.data, pk.len, count, last, err))
             goto done;
     }
-    //  4. apply, or make the server version the new baseline
-    if (count == 0) {
+    //  4. apply, or make the server version the new baseline: when newer pending edits exist,
+    //  or an untracked edit (made after the change was sent, or not carried by it) is in main.
+    uint8_t mark;
+    if (s_orig_untracked(txn, &t, pk.data, pk.len, &mark, err))
+        goto done;
+    if (count == 0 && !mark) {
         if (es_txn_del(txn, t.orig.data, pk.data, pk.len, err) < 0)
             goto done;
         if (is_delete) {
@@ -1879,7 +2080,7 @@ es_local_apply_result(es_txn_t *txn, const char *service, const es_local_result_
         goto done;
     }
     es_store_rec_pack(&packed, checksum, cslen, r->rec, r->rec_len);
-    uint8_t code = is_delete ? ES_CHG_CREATE : ES_CHG_UPDATE;
+    uint8_t code = (uint8_t)((is_delete ? ES_CHG_CREATE : ES_CHG_UPDATE) | mark);
     es_buf_append(&val, &code, 1);
     es_buf_append(&val, packed.data, packed.len);
     if (es_txn_put(txn, t.orig.data, pk.data, pk.len, val.data, val.len, err))
@@ -1904,8 +2105,9 @@ es_local_apply_result(es_txn_t *txn, const char *service, const es_local_result_
             goto done;
     }
     s_rows_release(&rows);
-    if (r->row_id < UINT64_MAX && s_hist_collect(txn, service, r->row_id + 1, last, obj->name,
-                                                 pk.data, pk.len, count, &rows, err))
+    if (count > 0 && r->row_id < UINT64_MAX &&
+        s_hist_collect(txn, service, r->row_id + 1, last, obj->name, pk.data, pk.len, count, &rows,
+                       err))
         goto done;
     for (size_t i = 0; i < rows.n; i++) {
         es_local_change_t c;

@@ -8,14 +8,16 @@
 //  Tables (ARCHITECTURE.md "The store"):
 //    main:<object>  pk -> es_store_rec_pack(checksum, record)
 //    orig:<object>  pk -> [u8 change type][es_store_rec_pack(checksum, record)]  first-edit baseline
-//                          (change type 1 "create" = the row did not exist on the server)
+//                          (change type 1 "create" = the row did not exist on the server; high
+//                          bit 0x80: main holds a trackChanges:false edit that no pending change
+//                          carries, which upload answers leave in place)
 //    hist           "<service>\0" + RSN (8 bytes big-endian) -> es_local_change encoding
 //    pend:<object>  pk -> u32 (little-endian) count of hist rows of that pk, then u64 (LE) RSN
 //                   of its latest hist row (12 bytes)
 //    meta           "rsn/<service>" -> u64 next RSN (starts at 1); "gen/<service>" -> i64 last
 //                   temporary id (starts at 0, first id is -1)
-//    upcache        "<syncable>" -> upload cache row (owned by the upload actor; rollback and
-//                   clear remove the rows of what they cover)
+//    upcache        "<syncable>" -> upload cache row (store/es_upcache.h; written and removed by
+//                   the upload actor only: rollback and clear refuse to drop a change one carries)
 #ifndef ES_LOCAL_H
 #define ES_LOCAL_H
 #include "common/es_buf.h"
@@ -109,13 +111,17 @@ int es_local_protect(es_txn_t *txn, const char *object, const void *pk, size_t p
 
 //  rollback (SPEC 3.7): restore the orig baseline into main (or delete the row if its baseline
 //  is a create), drop the hist rows and the baseline; for one pk, one object, or every object of
-//  meta. Removes the upload cache rows of what it covers. One pk without baseline: -1 with
-//  err "rollback: no local changes for that key" (2471). Count of rows rolled back, or -1.
+//  meta. One pk without baseline: -1 with err "rollback: no local changes for that key" (2471).
+//  A pending change in scope that a cached upload request carries (its answer never arrived, so
+//  the server may have applied it): -1 with err ES_EBUSY naming key, rowId and request id,
+//  nothing changed; the next sync's replay settles it (D14/D15). Upload cache rows are never
+//  removed here. Count of rows rolled back, or -1.
 int64_t es_local_rollback(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *obj,
                           const char *pk_json, size_t pk_len, es_err_t *err);
 //  clearOfflineData: delete main/orig/hist/pend rows (and the object's delta contexts in ctx,
-//  keys "<object>\n...", and upload cache rows) for one pk, one object or every object of
-//  meta. Count of main rows removed, or -1.
+//  keys "<object>\n...") for one pk, one object or every object of meta. Refused like rollback
+//  (ES_EBUSY) when a change in scope is in a cached upload request. Count of main rows removed,
+//  or -1.
 int64_t es_local_clear(es_txn_t *txn, const es_meta_t *meta, const es_meta_object_t *obj,
                        const char *pk_json, size_t pk_len, es_err_t *err);
 
@@ -144,12 +150,20 @@ typedef struct {
     int64_t temp_value;             //  the temporary negative value the client sent
 } es_local_result_t;
 
+//  Is r about a change that was sent? 1: the pending change at r->row_id is of r's object and of
+//  r's key (or of the temporary key r names); 0: no pending change at that rowId any more
+//  (nothing to apply); -1 with err: ES_EPROTO if it is another object's or key's change, else a
+//  store error. Reads only.
+int es_local_check_result(es_txn_t *txn, const char *service, const es_local_result_t *r,
+                          es_err_t *err);
+
 //  Apply one successful upload result per SPEC 3.4.6: rewrite a temporary key everywhere
 //  (main, orig, hist, pend; foreign keys of other objects are not known without relationships:
 //  D17), force delete when remove is set (removeAfterUpload), delete the key's hist rows with
 //  RSN <= row_id, then either apply the server record to main and drop orig (no newer local
-//  edit) or make it the new baseline in orig and only refresh checksums. Rows of the result's
-//  key are found in hist by RSN. 0 or -1.
+//  edit) or make it the new baseline in orig and only refresh checksums (newer pending edits,
+//  or an untracked edit in main: the later local edit wins locally). A result failing
+//  es_local_check_result: 0 without change when its change is gone, else -1. 0 or -1.
 int es_local_apply_result(es_txn_t *txn, const char *service, const es_local_result_t *r,
                           bool remove, es_err_t *err);
 

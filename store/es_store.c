@@ -240,6 +240,14 @@ es_store_new(const char *data_dir, const es_store_opts_t *opts, es_err_t *err)
         return NULL;
     }
     self->map_size = s_env_map_size(self->env);
+    //  A process killed inside a read transaction leaves its reader slot behind, pinning old
+    //  pages (the file grows) and filling the table; every (re)started process clears them.
+    int dead = 0;
+    rc = mdb_reader_check(self->env, &dead);
+    if (rc)
+        es_log_warn("store: %s: reader check: %s", self->path, mdb_strerror(rc));
+    else if (dead)
+        es_log_info("store: %s: cleared %d reader slot(s) of dead processes", self->path, dead);
     return self;
 }
 
@@ -278,7 +286,8 @@ s_resize(es_store_t *self, size_t size, size_t seen, es_err_t *err)
     if (size && self->map_size >= self->map_max) {
         size_t mib = self->map_size / S_MIB;
         pthread_mutex_unlock(&self->lock);
-        return es_err_set(err, ES_ESTORE, "store: map full at %zu MiB; raise store.map_max", mib);
+        return es_err_set(err, ES_ESTORE, "store: map full at %zu MiB; raise store.map_max_mb",
+                          mib);
     }
     if (s_this_thread_holds(self, false)) {
         pthread_mutex_unlock(&self->lock);

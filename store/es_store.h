@@ -39,7 +39,7 @@ void es_txn_abort(es_txn_t **txn_p);
 //  Run fn in one write transaction and commit. If fn or the commit hits MDB_MAP_FULL the txn is
 //  aborted, the map grows (doubling, up to map_max) and fn runs again from scratch, so fn must
 //  be repeatable. fn returns 0 to commit, -1 (with err) to abort. The one place MAP_FULL is
-//  handled. A full map at map_max fails with err "store: map full at N MiB; raise store.map_max".
+//  handled. A full map at map_max fails with err "store: map full at N MiB; raise store.map_max_mb".
 typedef int(es_store_fn)(es_txn_t *txn, void *ctx, es_err_t *err);
 int es_store_write(es_store_t *self, es_store_fn *fn, void *ctx, es_err_t *err);
 

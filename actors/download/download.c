@@ -14,6 +14,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -396,11 +397,29 @@ s_apply_ops(es_txn_t *txn, const job_t *j, const char *ops, size_t len, const ch
     return 0;
 }
 
+//  Test hook: ES_TEST_STOP_IN_TXN=<marker file> stops this process (SIGSTOP) inside a batch's
+//  write transaction, holding the LMDB writer lock, the first time any download actor gets
+//  there (creating the marker decides which one): shows the supervisor still replaces it.
+static void
+s_test_stop_in_txn(void)
+{
+    const char *marker = getenv("ES_TEST_STOP_IN_TXN");
+    if (!marker || !*marker)
+        return;
+    int fd = open(marker, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd == -1)
+        return; //  fired already
+    (void)close(fd);
+    es_log_warn("test hook: stopping inside a write transaction");
+    (void)raise(SIGSTOP);
+}
+
 static int
 s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 {
     commit_t *c = ctx;
     job_t *j = &c->self->job;
+    s_test_stop_in_txn();
     es_buf_t main_b;
     es_buf_init(&main_b);
     es_store_table(&main_b, "main", j->object);
@@ -448,7 +467,7 @@ s_transient(const es_http_result_t *r)
     if (r->data_failed)
         return r->err.code == ES_EPROTO; //  a garbled body may be fetched again; too big not
     if (r->curl_code != CURLE_OK)
-        return true;
+        return !es_http_tls_permanent(r);
     return r->status == 429 || r->status >= 500;
 }
 

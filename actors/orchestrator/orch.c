@@ -1,5 +1,7 @@
 //  orch - edgesyncd: sockets, supervision, sessions, dispatch, setup, local reads.
 #include "actors/orchestrator/orch.h"
+#include "actors/orchestrator/orch_curve.h"
+#include "actors/orchestrator/orch_notify.h"
 #include "actors/orchestrator/orch_session.h"
 #include "actors/orchestrator/orch_super.h"
 #include "common/es_actor.h"
@@ -13,7 +15,9 @@
 #include "protocol/es_odata.h"
 #include "protocol/es_record.h"
 #include "protocol/es_syncopts.h"
+#include "protocol/es_vmx.h"
 #include "store/es_local.h"
+#include "store/es_runs.h"
 #include "store/es_store.h"
 #include "store/es_svc.h"
 #include <assert.h>
@@ -53,6 +57,8 @@ struct orch {
     es_store_t *store;
     es_http_t *http;
     orch_super_t *super;
+    orch_curve_t *curve;       //  CURVE of network endpoints; NULL when all are ipc://
+    orch_notify_t *notify;     //  systemd readiness and watchdog
     session_t *sessions;       //  running and recently finished
     uint64_t next_job;         //  job ids
     uint32_t session_seq;      //  session ids
@@ -63,6 +69,32 @@ struct orch {
 };
 
 //  --- sockets -------------------------------------------------------------------------------
+
+//  A socket file in a directory that others may write could be replaced by an impostor; a
+//  sticky directory (/tmp) keeps others from removing or renaming our file.
+static int
+s_check_ipc_dir(const char *path, es_err_t *err)
+{
+    char *dir = es_strdup(path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, strlen(dir) + 1, "%s", ".");
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    struct stat st;
+    int rc = 0;
+    if (stat(dir, &st) == -1)
+        rc = es_err_set(err, ES_ESYS, "ipc socket directory %s: %s", dir, strerror(errno));
+    else if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
+        rc = es_err_set(err, ES_ECONFIG,
+                        "ipc socket directory %s: mode %04o lets group or others replace the "
+                        "socket: 'chmod go-w %s'",
+                        dir, (unsigned)(st.st_mode & 07777), dir);
+    free(dir);
+    return rc;
+}
 
 static void *
 s_socket(orch_t *self, int type, const char *ep, int *fd, es_err_t *err)
@@ -78,6 +110,17 @@ s_socket(orch_t *self, int type, const char *ep, int *fd, es_err_t *err)
         es_err_set(err, ES_ESYS, "socket %s: %s", ep, zmq_strerror(errno));
         if (s)
             zmq_close(s);
+        return NULL;
+    }
+    //  Network endpoints: CURVE, clients checked against the allow-list by the ZAP handler.
+    if (orch_curve_needed(ep)) {
+        assert(self->curve); //  orch_new creates it when an endpoint needs it
+        if (orch_curve_apply(self->curve, s, type == ZMQ_PUB ? "event" : "command", err)) {
+            zmq_close(s);
+            return NULL;
+        }
+    } else if (s_check_ipc_dir(ep + 6, err)) {
+        zmq_close(s);
         return NULL;
     }
     //  The command socket is private to local users: bind under a 0077 umask (mode 0600).
@@ -117,14 +160,17 @@ s_reply(orch_t *self, const char *route, size_t route_len, uint64_t request_id, 
         es_log_warn("reply %s: %s", es_msg_name(ES_MSG_REPLY), err.what); //  client gone
 }
 
-//  Failure object of SPEC 4.4 for an error before any request.
+//  Failure object of SPEC 4.4 for an error before any request; the message reads
+//  "<generic message>: <details>" as in a failed session's result.
 static char *
 s_failure_json(int32_t code, const char *message, const char *key, const char *name)
 {
     es_buf_t b;
     es_buf_init(&b);
     es_buf_printf(&b, "{\"code\":%d,\"message\":", code);
-    es_buf_json_str(&b, message, strlen(message));
+    char *text = es_vmx_format(code, message);
+    es_buf_json_str(&b, text, strlen(text));
+    free(text);
     es_buf_printf(&b, ",\"domain\":\"OfflineObjectsError\",\"status\":-1,\"userInfo\":{\"%s\":",
                   key);
     es_buf_json_str(&b, name, strlen(name));
@@ -487,11 +533,33 @@ s_session_by_job(orch_t *self, uint64_t job, sobj_t **obj)
 
 static void s_cancel_jobs(orch_t *self, session_t *s);
 
+//  Restarts are counted here, where they happen, in the store ("metrics" table, key
+//  "restarts.<kind>", u64), so the count survives any process; es-stats exports it.
+static int
+s_count_restart(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    const actor_t *a = ctx;
+    char key[ES_KIND_MAX + 16];
+    int klen = snprintf(key, sizeof key, "restarts.%s", a->kind);
+    const void *val;
+    size_t vlen;
+    uint64_t n = 0;
+    int rc = es_txn_get(txn, "metrics", key, (size_t)klen, &val, &vlen, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 1 && vlen == sizeof n)
+        memcpy(&n, val, sizeof n);
+    n++;
+    return es_txn_put(txn, "metrics", key, (size_t)klen, &n, sizeof n, err);
+}
+
 static void
 s_on_actor_down(void *ctx, actor_t *actor, uint64_t job)
 {
     orch_t *self = ctx;
-    (void)actor;
+    es_err_t err;
+    if (es_store_write(self->store, s_count_restart, actor, &err))
+        es_log_warn("%s: restart not counted: %s", actor->route, err.what);
     if (!job)
         return;
     sobj_t *o;
@@ -551,6 +619,15 @@ s_on_progress(orch_t *self, const es_progress_t *p)
         es_buf_json_str(&extra, o->name, strlen(o->name));
     }
     es_buf_printf(&extra, ",\"batchNumber\":%u", p->batch);
+    //  What the stats actor turns into metrics and the run history (not in SPEC 4.1; extra keys).
+    if (strcmp(p->state, "Ended") == 0 &&
+        (strcmp(p->phase, "Upload") == 0 || strcmp(p->phase, "Download") == 0))
+        es_buf_printf(&extra, ",\"batchRecords\":%u,\"batchBytes\":%llu,\"batchMs\":%llu,"
+                      "\"batchRetries\":%u",
+                      p->records, (unsigned long long)p->bytes,
+                      (unsigned long long)p->request_ms + p->network_ms + p->parse_ms +
+                          p->persist_ms,
+                      p->retries);
     if (strcmp(p->state, "Ended") == 0 && strcmp(p->phase, "Upload") == 0) {
         o->batches = p->batch;
         o->records += p->records;
@@ -746,6 +823,28 @@ s_check_options(session_t *s, const es_meta_t *meta, const char *object, const c
             es_buf_putc(&s->warnings, ',');
         es_buf_json_str(&s->warnings, o.warnings[i], strlen(o.warnings[i]));
     }
+    //  D4: a filter our OData parser refuses is dropped (the object downloads unfiltered), and
+    //  the result says which object and why.
+    for (size_t i = 0; i < o.nfilters;) {
+        es_err_t ferr;
+        es_odata_t *f = es_odata_new(o.filters[i].value, es_meta_object(meta, o.filters[i].key),
+                                     &ferr);
+        if (f) {
+            es_odata_destroy(&f);
+            i++;
+            continue;
+        }
+        char *w = es_sprintf("filter for '%s' ignored, every record is downloaded: %s",
+                             o.filters[i].key, ferr.what);
+        if (s->warnings.len)
+            es_buf_putc(&s->warnings, ',');
+        es_buf_json_str(&s->warnings, w, strlen(w));
+        free(w);
+        free(o.filters[i].key);
+        free(o.filters[i].value);
+        memmove(&o.filters[i], &o.filters[i + 1], (o.nfilters - i - 1) * sizeof o.filters[0]);
+        o.nfilters--;
+    }
     o.level = ES_SYNCOPTS_SERVICE;
     es_syncopts_to_json(&o, norm);
     es_syncopts_release(&o);
@@ -866,6 +965,13 @@ s_cmd_sync(orch_t *self, const client_t *c, const es_sync_t *req)
         bool reconcile;
         if (s_check_options(s, meta, obj ? req->object : NULL, sopts, &norm, &type, &reconcile,
                             &code, &err)) {
+            //  At app level, say whose options were wrong.
+            if (app) {
+                char what[sizeof err.what];
+                memcpy(what, err.what, sizeof what);
+                es_err_set(&err, err.code, "%.180s (objectServicesOptions.%.60s)", what,
+                           svc_name);
+            }
             s_fail(self, c, code, err.what, key, name);
             es_meta_destroy(&meta);
             goto done_names;
@@ -1021,6 +1127,8 @@ s_local_code(const char *op, const es_err_t *err)
         return 2314;
     if (strstr(err->what, "key columns cannot"))
         return 2303;
+    if (err->code == ES_EBUSY) //  a change in a cached upload request: sync first
+        return 2461;
     if (strcmp(op, "rollback") == 0)
         return 2471;
     if (strcmp(op, "clear") == 0)
@@ -1353,6 +1461,23 @@ s_cmd_stats(orch_t *self, const client_t *c, const es_stats_t *req)
     es_buf_release(&b);
 }
 
+//  The run ledger is written by es-stats; reading it here needs no actor to be up.
+static void
+s_cmd_history(orch_t *self, const client_t *c, const es_history_t *req)
+{
+    es_err_t err;
+    es_buf_t b;
+    es_buf_init(&b);
+    es_txn_t *txn = es_store_begin(self->store, false, &err);
+    int rc = txn ? es_runs_list(txn, req->entity, req->limit, &b, &err) : -1;
+    es_txn_abort(&txn);
+    if (rc == 0)
+        s_reply(self, c->route, c->route_len, c->request_id, 0, "", b.data);
+    else
+        s_reply(self, c->route, c->route_len, c->request_id, ES_ESTORE, err.what, "");
+    es_buf_release(&b);
+}
+
 //  --- setup: appconfig, then each service's metadata ------------------------------------------
 
 static void s_setup_next(orch_t *self);
@@ -1396,15 +1521,20 @@ s_http_check(const es_http_result_t *r, char *what, size_t size)
 {
     if (r->curl_code != CURLE_OK || r->data_failed) {
         snprintf(what, size, "%s", r->err.what);
-        return r->curl_code == CURLE_OPERATION_TIMEDOUT ? 2032 : 2030;
+        int code = es_http_vmx_code(r); //  2033 for TLS, as the actors report it
+        return code ? code : 2030;
     }
+    //  The server's own words (excerpt, printable only) say which credential it refused.
     if (r->status == 401 || r->status == 403) {
-        snprintf(what, size, "backend refused the credentials (HTTP %ld): check auth_token",
-                 r->status);
+        snprintf(what, size,
+                 "backend refused the credentials (HTTP %ld%s%.200s): check auth_token%s",
+                 r->status, r->excerpt[0] ? ": " : "", r->excerpt,
+                 strstr(r->excerpt, "certificate") ? " and tls.cert_file" : "");
         return 2030;
     }
     if (r->status != 200) {
-        snprintf(what, size, "backend answered HTTP %ld", r->status);
+        snprintf(what, size, "backend answered HTTP %ld%s%.200s", r->status,
+                 r->excerpt[0] ? ": " : "", r->excerpt);
         return 2030;
     }
     return 0;
@@ -1544,13 +1674,16 @@ s_setup_appconfig_done(void *ctx, const es_http_result_t *r)
         return;
     }
     char errbuf[256];
-    yajl_val root = yajl_tree_parse(st->body.data, errbuf, sizeof errbuf);
+    //  Nesting is bounded first: yajl_tree_free() recurses once per level.
+    bool deep = es_json_too_deep(st->body.data, st->body.len, ES_JSON_DEPTH_MAX, NULL);
+    yajl_val root = deep ? NULL : yajl_tree_parse(st->body.data, errbuf, sizeof errbuf);
     const char *path[] = {"objectsvc", NULL};
     yajl_val svcs = root ? yajl_tree_get(root, path, yajl_t_object) : NULL;
     if (!svcs) {
         yajl_tree_free(root);
-        s_setup_end(self, 2037, root ? "appconfig: objectsvc: expected an object"
-                                     : "appconfig: invalid JSON");
+        s_setup_end(self, 2037, deep   ? "appconfig: nested too deeply"
+                                : root ? "appconfig: objectsvc: expected an object"
+                                       : "appconfig: invalid JSON");
         return;
     }
     for (size_t i = 0; i < svcs->u.object.len; i++) {
@@ -1637,6 +1770,7 @@ s_on_cmd(orch_t *self)
         case ES_MSG_SETUP: s_cmd_setup(self, &c, &m->u.setup); break;
         case ES_MSG_GET: s_cmd_get(self, &c, &m->u.get); break;
         case ES_MSG_STATS: s_cmd_stats(self, &c, &m->u.stats); break;
+        case ES_MSG_HISTORY: s_cmd_history(self, &c, &m->u.history); break;
         case ES_MSG_LOCAL: s_cmd_local(self, &c, &m->u.local); break;
         default: {
             char what[96];
@@ -1654,6 +1788,14 @@ s_on_signals(orch_t *self)
     while (read(self->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGCHLD)
             continue; //  orch_super_tick reaps
+        if (si.ssi_signo == SIGHUP) {
+            es_err_t err;
+            if (!self->curve)
+                es_log_info("SIGHUP: no CURVE allow-list to reload (all endpoints are ipc://)");
+            else if (orch_curve_reload(self->curve, &err))
+                es_log_error("SIGHUP: %s; the previous allow-list stays in force", err.what);
+            continue;
+        }
         es_log_info("signal %u: stopping", si.ssi_signo);
         self->terminated = true;
     }
@@ -1716,21 +1858,29 @@ orch_run(orch_t *self, es_err_t *err)
     while (!self->terminated) {
         s_on_work(self); //  heartbeats queued while the loop was busy count before judging
         orch_super_tick(self->super);
+        size_t nactors, nready = orch_super_count_ready(self->super, &nactors);
+        orch_notify_tick(self->notify, nready, nactors);
         s_dispatch(self);
-        int timeout = orch_super_next_ms(self->super, 250);
-        if (s_readable(self->cmd) || s_readable(self->work))
+        int timeout = orch_notify_next_ms(self->notify, orch_super_next_ms(self->super, 250));
+        if (s_readable(self->cmd) || s_readable(self->work) ||
+            (self->curve && orch_curve_readable(self->curve)))
             timeout = 0;
-        struct curl_waitfd extra[3] = {{self->cmd_fd, CURL_WAIT_POLLIN, 0},
+        struct curl_waitfd extra[4] = {{self->cmd_fd, CURL_WAIT_POLLIN, 0},
                                        {self->work_fd, CURL_WAIT_POLLIN, 0},
-                                       {self->sigfd, CURL_WAIT_POLLIN, 0}};
-        if (es_http_wait(self->http, extra, 3, timeout, err))
+                                       {self->sigfd, CURL_WAIT_POLLIN, 0},
+                                       {self->curve ? orch_curve_fd(self->curve) : -1,
+                                        CURL_WAIT_POLLIN, 0}};
+        if (es_http_wait(self->http, extra, self->curve ? 4 : 3, timeout, err))
             return -1;
         s_on_signals(self);
+        if (self->curve)
+            orch_curve_handle(self->curve); //  handshakes wait for these answers
         s_on_work(self);
         s_on_cmd(self);
         es_http_perform(self->http);
         s_flush_sessions(self, false);
     }
+    orch_notify_stopping(self->notify);
     s_flush_sessions(self, true);
     orch_super_stop_all(self->super);
     //  Sessions stay "running" in the store: the next start resumes them.
@@ -1741,12 +1891,18 @@ orch_t *
 orch_new(const es_config_t *config, const char *config_path, const char *bin_dir, es_err_t *err)
 {
     orch_t *self = es_calloc(1, sizeof *self);
+    bool made_dir = false; //  this call created data_dir
+    const char *dir = es_config_str(config, "data_dir");
     self->config = config;
     self->sigfd = -1;
     es_msg_in_init(&self->in);
     es_buf_init(&self->scratch);
-    const char *dir = es_config_str(config, "data_dir");
-    if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+    //  First: it unsets the systemd variables before any thread or child could read them.
+    self->notify = orch_notify_new(err);
+    if (!self->notify)
+        goto fail;
+    made_dir = mkdir(dir, 0700) == 0;
+    if (!made_dir && errno != EEXIST) {
         es_err_set(err, ES_ESYS, "data_dir %s: %s", dir, strerror(errno));
         goto fail;
     }
@@ -1758,18 +1914,8 @@ orch_new(const es_config_t *config, const char *config_path, const char *bin_dir
     self->cmd_ep = es_config_cmd_endpoint(config);
     self->event_ep = es_config_event_endpoint(config);
     self->work_ep = es_sprintf("ipc://%s/work.sock", self->data_dir);
-    es_store_opts_t sopts = {
-        .map_size = (size_t)es_config_int(config, "store.map_size_mb") << 20,
-        .map_max = (size_t)es_config_int(config, "store.map_max_mb") << 20,
-    };
-    self->store = es_store_new(self->data_dir, &sopts, err);
-    if (!self->store)
-        goto fail;
-    es_http_opts_t hopts = {
-        .connect_timeout_ms = (long)es_config_int(config, "http.connect_timeout_ms"),
-        .timeout_ms = (long)es_config_int(config, "http.timeout_ms"),
-        .max_response = (size_t)es_config_int(config, "http.max_response_mb") << 20,
-    };
+    es_http_opts_t hopts;
+    es_http_opts_from_config(&hopts, config);
     self->http = es_http_new(&hopts, err);
     if (!self->http)
         goto fail;
@@ -1779,6 +1925,7 @@ orch_new(const es_config_t *config, const char *config_path, const char *bin_dir
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGCHLD);
     sigaddset(&set, SIGPIPE);
+    sigaddset(&set, SIGHUP); //  reload the CURVE allow-list
     if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
         (self->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1) {
         es_err_set(err, ES_ESYS, "signalfd: %s", strerror(errno));
@@ -1789,9 +1936,27 @@ orch_new(const es_config_t *config, const char *config_path, const char *bin_dir
         es_err_set(err, ES_ESYS, "zmq_ctx_new: %s", zmq_strerror(errno));
         goto fail;
     }
+    //  The ZAP handler is bound before any CURVE socket, so no handshake can skip it.
+    const char *net_ep = orch_curve_needed(self->cmd_ep)     ? self->cmd_ep
+                         : orch_curve_needed(self->event_ep) ? self->event_ep
+                                                             : NULL;
+    if (net_ep && !(self->curve = orch_curve_new(self->zctx, config, err))) {
+        es_err_prefix(err, "%s %s", net_ep == self->cmd_ep ? "cmd_endpoint" : "event_endpoint",
+                      net_ep);
+        goto fail;
+    }
     if (!(self->cmd = s_socket(self, ZMQ_ROUTER, self->cmd_ep, &self->cmd_fd, err)) ||
         !(self->work = s_socket(self, ZMQ_ROUTER, self->work_ep, &self->work_fd, err)) ||
         !(self->pub = s_socket(self, ZMQ_PUB, self->event_ep, NULL, err)))
+        goto fail;
+    //  The store after the sockets: a data dir unfit for them is refused before any file is
+    //  created in it (closing a bound ipc socket removes its file).
+    es_store_opts_t sopts = {
+        .map_size = (size_t)es_config_int(config, "store.map_size_mb") << 20,
+        .map_max = (size_t)es_config_int(config, "store.map_max_mb") << 20,
+    };
+    self->store = es_store_new(self->data_dir, &sopts, err);
+    if (!self->store)
         goto fail;
     orch_super_opts_t so = {
         .endpoint = self->work_ep,
@@ -1811,6 +1976,8 @@ orch_new(const es_config_t *config, const char *config_path, const char *bin_dir
     return self;
 fail:
     orch_destroy(&self);
+    if (made_dir)
+        (void)rmdir(dir); //  leave nothing half-created; fails harmlessly if not empty
     return NULL;
 }
 
@@ -1828,12 +1995,14 @@ orch_destroy(orch_t **self_p)
     if (self->setup.active)
         s_setup_end(self, 2460, "daemon stopping");
     orch_super_destroy(&self->super);
+    orch_notify_destroy(&self->notify);
     if (self->cmd)
         zmq_close(self->cmd);
     if (self->work)
         zmq_close(self->work);
     if (self->pub)
         zmq_close(self->pub);
+    orch_curve_destroy(&self->curve); //  after the sockets whose handshakes it answered
     if (self->zctx)
         zmq_ctx_term(self->zctx);
     if (self->sigfd >= 0)

@@ -2,12 +2,53 @@
 #include "actors/orchestrator/orch.h"
 #include "common/es_config.h"
 #include "common/es_log.h"
+#include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifndef ES_ACTOR_RELDIR
+#define ES_ACTOR_RELDIR "../libexec/edgesync"
+#endif
+
+//  The actors live beside edgesyncd in a build tree, and in ES_ACTOR_RELDIR relative to it once
+//  installed (libexecdir/edgesync from sbindir), so an installed tree also works when relocated.
+//  dir gets the first directory holding all of them. -1 with err naming both places.
+static int
+s_actor_dir(const char *exe_dir, char *dir, size_t size, es_err_t *err)
+{
+    static const char *kinds[] = {"stats", "upload", "reconcile", "download"};
+    char candidates[2][PATH_MAX];
+    int n0 = snprintf(candidates[0], sizeof candidates[0], "%s", exe_dir);
+    int n1 = snprintf(candidates[1], sizeof candidates[1], "%s/%s", exe_dir, ES_ACTOR_RELDIR);
+    if (n0 < 0 || n1 < 0 || (size_t)n1 >= sizeof candidates[1])
+        return es_err_set(err, ES_ESYS, "edgesyncd's directory is too long: %s", exe_dir);
+    for (int c = 0; c < 2; c++) {
+        bool all = true;
+        for (size_t k = 0; all && k < sizeof kinds / sizeof kinds[0]; k++) {
+            char path[PATH_MAX];
+            int n = snprintf(path, sizeof path, "%s/es-%s", candidates[c], kinds[k]);
+            all = n > 0 && (size_t)n < sizeof path && access(path, X_OK) == 0;
+        }
+        if (all) {
+            char *real = realpath(candidates[c], NULL);
+            if (!real)
+                return es_err_set(err, ES_ESYS, "actor directory %s: %s", candidates[c],
+                                  strerror(errno));
+            snprintf(dir, size, "%s", real);
+            free(real);
+            return 0;
+        }
+    }
+    return es_err_set(err, ES_ESYS,
+                      "actor binaries (es-stats, es-upload, es-reconcile, es-download) are "
+                      "neither in %s nor in %s",
+                      candidates[0], candidates[1]);
+}
 
 static void
 s_usage(FILE *out)
@@ -48,8 +89,7 @@ main(int argc, char *argv[])
         }
     }
     es_log_set_level((es_log_level_t)es_log_level_parse(es_config_str(config, "log.level")));
-    //  Actors live beside this binary.
-    char exe[PATH_MAX];
+    char exe[PATH_MAX], actor_dir[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
         fprintf(stderr, "edgesyncd: cannot find its own binary\n");
@@ -57,8 +97,13 @@ main(int argc, char *argv[])
         goto done;
     }
     exe[n] = '\0';
+    if (s_actor_dir(dirname(exe), actor_dir, sizeof actor_dir, &err)) {
+        es_log_error("%s", err.what);
+        rc = 1;
+        goto done;
+    }
     char *abs_config = config_path ? realpath(config_path, NULL) : NULL;
-    orch_t *orch = orch_new(config, abs_config, dirname(exe), &err);
+    orch_t *orch = orch_new(config, abs_config, actor_dir, &err);
     if (!orch) {
         es_log_error("%s", err.what);
         free(abs_config);

@@ -5,11 +5,14 @@
 #include "common/es_mem.h"
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ACTORS_MAX 32
@@ -22,7 +25,84 @@ struct orch_super {
     actor_t actors[ACTORS_MAX];   //  declared actors
     size_t nactors;               //  used entries
     int64_t last_tick_ms;         //  previous orch_super_tick
+    //  The watchdog thread: an actor SIGSTOPped inside an LMDB write transaction keeps the
+    //  writer lock, and the loop blocks on its next write, so it can no longer see the silence
+    //  and kill the actor. The thread kills stopped actors while the loop is stalled.
+    pthread_t wd_thread;          //  the thread
+    bool wd_running;              //  it was started
+    pthread_mutex_t wd_lock;      //  guards wd_pids and wd_quit
+    pthread_cond_t wd_cond;       //  wakes it to quit
+    pid_t wd_pids[ACTORS_MAX];    //  actor pids as the loop last published them
+    bool wd_quit;                 //  destroy asks it to end
+    _Atomic int64_t wd_tick_ms;   //  when the loop last ran orch_super_tick
 };
+
+//  Our child pid is in state 'T' (stopped by a signal; 't', a debugger's stop, is left alone).
+static bool
+s_stopped_child(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    //  "pid (comm) state ppid ...": comm may hold spaces and parentheses, so from the last ')'.
+    char *p = strrchr(buf, ')');
+    char state;
+    int ppid;
+    if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2)
+        return false;
+    //  The parent check guards against a reaped pid reused by a stranger.
+    return state == 'T' && ppid == (int)getpid();
+}
+
+static void *
+s_watchdog(void *arg)
+{
+    orch_super_t *self = arg;
+    int period = self->opts.heartbeat_timeout_ms / 4 > 0 ? self->opts.heartbeat_timeout_ms / 4 : 1;
+    pthread_mutex_lock(&self->wd_lock);
+    while (!self->wd_quit) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += period / 1000;
+        ts.tv_nsec += (long)(period % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&self->wd_cond, &self->wd_lock, &ts); //  timeout or quit
+        if (self->wd_quit)
+            break;
+        int64_t stalled = es_now_ms() - atomic_load(&self->wd_tick_ms);
+        if (stalled <= self->opts.heartbeat_timeout_ms)
+            continue; //  the loop is running: it judges silence itself
+        for (size_t i = 0; i < ACTORS_MAX; i++)
+            if (self->wd_pids[i] > 0 && s_stopped_child(self->wd_pids[i])) {
+                es_log_warn("loop stalled for %lld ms and actor pid %d is stopped: SIGKILL "
+                            "(it may hold the store's writer lock)",
+                            (long long)stalled, (int)self->wd_pids[i]);
+                kill(self->wd_pids[i], SIGKILL);
+            }
+    }
+    pthread_mutex_unlock(&self->wd_lock);
+    return NULL;
+}
+
+static void
+s_wd_publish(orch_super_t *self)
+{
+    atomic_store(&self->wd_tick_ms, es_now_ms());
+    if (!self->wd_running)
+        return;
+    pthread_mutex_lock(&self->wd_lock);
+    for (size_t i = 0; i < ACTORS_MAX; i++)
+        self->wd_pids[i] = i < self->nactors ? self->actors[i].pid : 0;
+    pthread_mutex_unlock(&self->wd_lock);
+}
 
 orch_super_t *
 orch_super_new(const orch_super_opts_t *opts, void *work_sock, orch_super_down_fn *on_down,
@@ -33,6 +113,15 @@ orch_super_new(const orch_super_opts_t *opts, void *work_sock, orch_super_down_f
     self->work = work_sock;
     self->on_down = on_down;
     self->ctx = ctx;
+    atomic_init(&self->wd_tick_ms, es_now_ms());
+    pthread_mutex_init(&self->wd_lock, NULL);
+    pthread_cond_init(&self->wd_cond, NULL);
+    int rc = pthread_create(&self->wd_thread, NULL, s_watchdog, self);
+    if (rc)
+        es_log_warn("watchdog thread: %s; a stopped actor holding the store's writer lock "
+                    "will block the daemon until it is continued",
+                    strerror(rc));
+    self->wd_running = rc == 0;
     return self;
 }
 
@@ -41,7 +130,17 @@ orch_super_destroy(orch_super_t **self_p)
 {
     if (!*self_p)
         return;
-    free(*self_p);
+    orch_super_t *self = *self_p;
+    if (self->wd_running) {
+        pthread_mutex_lock(&self->wd_lock);
+        self->wd_quit = true;
+        pthread_cond_signal(&self->wd_cond);
+        pthread_mutex_unlock(&self->wd_lock);
+        pthread_join(self->wd_thread, NULL);
+    }
+    pthread_cond_destroy(&self->wd_cond);
+    pthread_mutex_destroy(&self->wd_lock);
+    free(self);
     *self_p = NULL;
 }
 
@@ -222,6 +321,7 @@ orch_super_tick(orch_super_t *self)
             a->stop_deadline_ms = now;
         }
     }
+    s_wd_publish(self);
 }
 
 actor_t *
@@ -242,6 +342,16 @@ orch_super_all_ready(const orch_super_t *self)
         if (self->actors[i].state != ACTOR_READY)
             return false;
     return true;
+}
+
+size_t
+orch_super_count_ready(const orch_super_t *self, size_t *total)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->nactors; i++)
+        n += self->actors[i].state == ACTOR_READY;
+    *total = self->nactors;
+    return n;
 }
 
 void

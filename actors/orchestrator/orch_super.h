@@ -62,6 +62,8 @@ actor_t *orch_super_find(orch_super_t *self, const char *route, size_t route_len
 void orch_super_stop_all(orch_super_t *self);
 //  All declared actors are ready.
 bool orch_super_all_ready(const orch_super_t *self);
+//  How many declared actors are ready; *total gets how many are declared.
+size_t orch_super_count_ready(const orch_super_t *self, size_t *total);
 //  Status as a JSON array appended to out.
 void orch_super_json(const orch_super_t *self, es_buf_t *out);
 //  ms until the next deadline (for the poll timeout), at most cap.

@@ -391,7 +391,7 @@ s_on_done(void *ctx, const es_http_result_t *r)
         else
             snprintf(what, sizeof what, "%s: HTTP %ld%s%.200s", j->url, r->status,
                      r->excerpt[0] ? ": " : "", r->excerpt);
-        bool transient = ok_http || r->curl_code != CURLE_OK ||
+        bool transient = ok_http || (r->curl_code != CURLE_OK && !es_http_tls_permanent(r)) ||
                          (r->data_failed && r->err.code == ES_EPROTO) || r->status == 429 ||
                          r->status >= 500;
         //  Listing is read-only: retrying is always safe.

@@ -1,27 +1,190 @@
-//  es-stats - the stats actor: subscribes to the daemon's events and keeps the last sync stats
-//  of every entity in the store ("stats" table), where `edgesync stats` reads them.
+//  es-stats - the stats actor: subscribes to the daemon's events and results; keeps the last sync
+//  stats of every entity ("stats" table, read by `edgesync stats`), the run ledger ("hist_runs",
+//  read by `edgesync history`) and the Prometheus metrics it serves on metrics.listen.
+#include "actors/stats/stats_history.h"
+#include "actors/stats/stats_http.h"
+#include "actors/stats/stats_metrics.h"
 #include "common/es_actor.h"
 #include "common/es_config.h"
 #include "common/es_log.h"
 #include "common/es_mem.h"
 #include "protocol/es_json.h"
+#include "protocol/es_meta.h"
 #include "protocol/es_msg.h"
+#include "store/es_runs.h"
 #include "store/es_store.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <yajl/yajl_tree.h>
 #include <zmq.h>
 
+//  Counters reach the store at most this long after they change (at once for a result).
+#define FLUSH_MS 1000
+#define SNAPSHOT_KEY "stats.snapshot" //  "metrics" table: counters and histograms
+#define RUNS_KEY "stats.runs"         //  "metrics" table: figures of running sessions
+
 typedef struct {
-    es_config_t *config; //  settings
-    es_actor_t *actor;   //  runtime
-    es_store_t *store;   //  LMDB
-    void *zctx, *sub;    //  event subscription
-    es_msg_in_t in;      //  receive buffer
-    uint64_t results;    //  results seen
+    es_config_t *config;      //  settings
+    es_actor_t *actor;        //  runtime
+    es_store_t *store;        //  LMDB
+    void *zctx, *sub;         //  event subscription
+    es_msg_in_t in;           //  receive buffer
+    stats_metrics_t *metrics; //  counters, histograms
+    stats_history_t *history; //  running sessions' figures
+    stats_http_t *http;       //  /metrics, NULL when metrics.listen is empty
+    bool dirty;               //  metrics changed since the last flush
+    int64_t flushed_ms;       //  last flush
+    es_buf_t labels;          //  scratch
 } stats_t;
+
+static int64_t
+s_epoch_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static const char *
+s_str(yajl_val v, const char *key)
+{
+    const char *path[] = {key, NULL};
+    yajl_val s = v ? yajl_tree_get(v, path, yajl_t_string) : NULL;
+    return s ? YAJL_GET_STRING(s) : NULL;
+}
+
+static double
+s_num(yajl_val v, const char *key)
+{
+    const char *path[] = {key, NULL};
+    yajl_val n = v ? yajl_tree_get(v, path, yajl_t_number) : NULL;
+    return n && YAJL_IS_INTEGER(n) && YAJL_GET_INTEGER(n) > 0 ? (double)YAJL_GET_INTEGER(n) : 0;
+}
+
+//  --- persistence ---------------------------------------------------------------------------
+
+typedef struct {
+    es_buf_t snap, runs;
+    const char *entity; //  ledger row, or NULL
+    const char *fields;
+    uint64_t max_runs;
+} flush_t;
+
+static int
+s_flush_fn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    flush_t *f = ctx;
+    if (f->entity && es_runs_append(txn, f->entity, f->fields, f->max_runs, NULL, err))
+        return -1;
+    return es_txn_put(txn, "metrics", SNAPSHOT_KEY, strlen(SNAPSHOT_KEY),
+                      f->snap.data ? f->snap.data : "", f->snap.len, err) ||
+                   es_txn_put(txn, "metrics", RUNS_KEY, strlen(RUNS_KEY),
+                              f->runs.data ? f->runs.data : "", f->runs.len, err)
+               ? -1
+               : 0;
+}
+
+//  Write counters, running sessions' figures and (if entity) one ledger row in one transaction.
+static int
+s_flush(stats_t *self, const char *entity, const char *fields, es_err_t *err)
+{
+    flush_t f = {.entity = entity,
+                 .fields = fields,
+                 .max_runs = (uint64_t)es_config_int(self->config, "history.max_runs")};
+    es_buf_init(&f.snap);
+    es_buf_init(&f.runs);
+    stats_metrics_save(self->metrics, &f.snap);
+    stats_history_save(self->history, &f.runs);
+    int rc = es_store_write(self->store, s_flush_fn, &f, err);
+    es_buf_release(&f.snap);
+    es_buf_release(&f.runs);
+    self->flushed_ms = es_now_ms();
+    if (rc == 0)
+        self->dirty = false;
+    return rc;
+}
+
+//  Counters as the last flush left them. A malformed snapshot is logged and counting restarts
+//  from zero rather than keeping the actor down.
+static int
+s_load(stats_t *self, es_err_t *err)
+{
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    if (!txn)
+        return -1;
+    const void *val;
+    size_t vlen;
+    int rc = es_txn_get(txn, "metrics", SNAPSHOT_KEY, strlen(SNAPSHOT_KEY), &val, &vlen, err);
+    es_err_t e2;
+    if (rc == 1 && stats_metrics_load(self->metrics, val, vlen, &e2))
+        es_log_error("%s: counters start again from zero", e2.what);
+    if (rc >= 0)
+        rc = es_txn_get(txn, "metrics", RUNS_KEY, strlen(RUNS_KEY), &val, &vlen, err);
+    if (rc == 1 && stats_history_load(self->history, val, vlen, &e2))
+        es_log_error("%s: running sessions' figures dropped", e2.what);
+    es_txn_abort(&txn);
+    return rc < 0 ? -1 : 0;
+}
+
+//  --- events and results --------------------------------------------------------------------
+
+static void
+s_on_event(stats_t *self, const es_event_t *ev)
+{
+    char *text = es_strndup(ev->body.ptr, ev->body.len);
+    yajl_val root = yajl_tree_parse(text, NULL, 0);
+    free(text);
+    if (!root || !YAJL_IS_OBJECT(root)) {
+        es_log_warn("session %s: event is not a JSON object", ev->session);
+        yajl_tree_free(root);
+        return;
+    }
+    stats_history_event(self->history, ev->session, root, s_epoch_ms());
+    const char *phase = s_str(root, "phase"), *state = s_str(root, "state");
+    const char *svc = s_str(root, "objectService"), *obj = s_str(root, "object");
+    const char *np[] = {"batchRecords", NULL};
+    bool batch = yajl_tree_get(root, np, yajl_t_number) != NULL;
+    if (phase && state && batch && strcmp(state, "Ended") == 0) {
+        bool up = strcmp(phase, "Upload") == 0;
+        stats_metrics_labels(&self->labels, "service", svc ? svc : "", "object", obj ? obj : "",
+                             NULL);
+        stats_metrics_add(self->metrics, up ? SM_REC_UP : SM_REC_DOWN, self->labels.data,
+                          s_num(root, "batchRecords"));
+        stats_metrics_add(self->metrics, up ? SM_BYTES_UP : SM_BYTES_DOWN, self->labels.data,
+                          s_num(root, "batchBytes"));
+        stats_metrics_labels(&self->labels, "phase", up ? "upload" : "download", NULL);
+        stats_metrics_observe(self->metrics, SM_BATCH_SECONDS, self->labels.data,
+                              s_num(root, "batchMs") / 1000.0);
+    }
+    self->dirty = true;
+    yajl_tree_free(root);
+}
+
+//  opstatus (upload) or code of each syncErrors entry of a result object.
+static void
+s_count_record_errors(stats_t *self, yajl_val obj)
+{
+    const char *kinds[] = {"upload", "download"};
+    for (int k = 0; k < 2; k++) {
+        const char *path[] = {"syncErrors", kinds[k], NULL};
+        yajl_val arr = obj ? yajl_tree_get(obj, path, yajl_t_array) : NULL;
+        for (size_t i = 0; arr && i < arr->u.array.len; i++) {
+            yajl_val e = arr->u.array.values[i];
+            const char *op[] = {"opstatus", NULL}, *cp[] = {"code", NULL};
+            yajl_val c = yajl_tree_get(e, op, yajl_t_number);
+            if (!c)
+                c = yajl_tree_get(e, cp, yajl_t_number);
+            char code[32] = "unknown";
+            if (c && YAJL_IS_INTEGER(c))
+                snprintf(code, sizeof code, "%lld", (long long)YAJL_GET_INTEGER(c));
+            stats_metrics_labels(&self->labels, "code", code, NULL);
+            stats_metrics_add(self->metrics, SM_ERRORS, self->labels.data, 1);
+        }
+    }
+}
 
 typedef struct {
     const char *name;
@@ -36,29 +199,81 @@ s_put(es_txn_t *txn, void *ctx, es_err_t *err)
     return es_txn_put(txn, "stats", p->name, strlen(p->name), p->json, p->len, err);
 }
 
-//  A result: keep its syncStats under the entity name.
+//  The session row the daemon stored before publishing the result (NULL if gone).
+static yajl_val
+s_session_row(stats_t *self, const char *session)
+{
+    es_err_t err;
+    es_txn_t *txn = es_store_begin(self->store, false, &err);
+    yajl_val row = NULL;
+    const void *val;
+    size_t vlen;
+    int rc = txn ? es_txn_get(txn, "session", session, strlen(session), &val, &vlen, &err) : -1;
+    if (rc == 1) {
+        char *text = es_strndup(val, vlen);
+        row = yajl_tree_parse(text, NULL, 0);
+        free(text);
+    } else {
+        es_log_warn("session %s: no stored session row%s%s", session, rc < 0 ? ": " : "",
+                    rc < 0 ? err.what : "");
+    }
+    es_txn_abort(&txn);
+    return row;
+}
+
+//  A result: keep its syncStats under the entity name, count it, add it to the ledger.
 static void
 s_on_result(stats_t *self, const es_result_t *r)
 {
-    self->results++;
     char *text = es_strndup(r->body.ptr, r->body.len);
     yajl_val root = yajl_tree_parse(text, NULL, 0);
     free(text);
     const char *sp[] = {"syncStats", NULL}, *np[] = {"name", NULL};
     yajl_val st = root ? yajl_tree_get(root, sp, yajl_t_object) : NULL;
     yajl_val name = st ? yajl_tree_get(st, np, yajl_t_string) : NULL;
+    es_err_t err;
     if (name) {
         es_buf_t b;
         es_buf_init(&b);
         es_json_write(&b, st);
         put_t p = {YAJL_GET_STRING(name), b.data, b.len};
-        es_err_t err;
         if (es_store_write(self->store, s_put, &p, &err))
             es_log_error("stats of %s not stored: %s", p.name, err.what);
-        else
-            es_log_debug("stats of %s stored (session %s)", p.name, r->session);
         es_buf_release(&b);
     }
+    yajl_val row = s_session_row(self, r->session);
+    es_buf_t fields;
+    es_buf_init(&fields);
+    char *entity = NULL, level[16];
+    stats_history_finish(self->history, r->session, row, r->code, root, s_epoch_ms(), &fields,
+                         &entity, level);
+    stats_metrics_labels(&self->labels, "level", level[0] ? level : "unknown", "result",
+                         r->code == 0      ? "ok"
+                         : r->code == 2478 ? "cancelled"
+                                           : "failed",
+                         NULL);
+    stats_metrics_add(self->metrics, SM_SESSIONS, self->labels.data, 1);
+    if (r->code) {
+        char code[16];
+        snprintf(code, sizeof code, "%d", (int)r->code);
+        stats_metrics_labels(&self->labels, "code", code, NULL);
+        stats_metrics_add(self->metrics, SM_ERRORS, self->labels.data, 1);
+    }
+    s_count_record_errors(self, root);
+    const char *groups[] = {"successResponse", "failureResponse"};
+    for (int g = 0; root && g < 2; g++) {
+        const char *path[] = {groups[g], NULL};
+        yajl_val m = yajl_tree_get(root, path, yajl_t_object);
+        for (size_t i = 0; m && i < m->u.object.len; i++)
+            s_count_record_errors(self, m->u.object.values[i]);
+    }
+    if (s_flush(self, entity, fields.data ? fields.data : "", &err))
+        es_log_error("session %s: run not recorded: %s", r->session, err.what);
+    else
+        es_log_debug("session %s: run recorded", r->session);
+    free(entity);
+    es_buf_release(&fields);
+    yajl_tree_free(row);
     yajl_tree_free(root);
 }
 
@@ -73,8 +288,7 @@ s_drain_sub(stats_t *self)
             return;
         int more = 0;
         size_t ml = sizeof more;
-        zmq_getsockopt(self->sub, ZMQ_RCVMORE, &more, &ml);
-        if (!more)
+        if (zmq_getsockopt(self->sub, ZMQ_RCVMORE, &more, &ml) || !more)
             continue;
         es_err_t err;
         int rc = es_msg_recv(self->sub, false, &self->in, &err);
@@ -84,7 +298,169 @@ s_drain_sub(stats_t *self)
         }
         if (rc == 1 && self->in.msg.type == ES_MSG_RESULT)
             s_on_result(self, &self->in.msg.u.result);
+        else if (rc == 1 && self->in.msg.type == ES_MSG_EVENT)
+            s_on_event(self, &self->in.msg.u.event);
     }
+}
+
+//  --- the page ------------------------------------------------------------------------------
+
+typedef struct {
+    stats_t *self;
+    es_txn_t *txn;
+    uint64_t n;
+} scan_t;
+
+static int
+s_pend_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    (void)key;
+    (void)klen;
+    (void)err;
+    scan_t *p = ctx;
+    uint32_t count; //  hist rows of this key (store/es_local.h)
+    if (vlen >= sizeof count) {
+        memcpy(&count, val, sizeof count);
+        p->n += count;
+    }
+    return 0;
+}
+
+//  Pending changes of every object of each service set up ("meta" rows "svc/<service>").
+static int
+s_meta_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    scan_t *p = ctx;
+    if (klen < 4 || memcmp(key, "svc/", 4) != 0)
+        return klen >= 4 && memcmp(key, "svc/", 4) > 0 ? 1 : 0;
+    es_err_t merr;
+    es_meta_t *meta = es_meta_new(val, vlen, &merr);
+    if (!meta) {
+        es_log_warn("metrics: stored metadata of %.*s: %s", (int)(klen - 4), (const char *)key + 4,
+                    merr.what);
+        return 0;
+    }
+    int rc = 0;
+    es_buf_t table;
+    es_buf_init(&table);
+    for (size_t i = 0; rc == 0 && i < meta->nobjects; i++) {
+        scan_t one = {p->self, p->txn, 0};
+        es_buf_reset(&table);
+        es_buf_printf(&table, "pend:%s", meta->objects[i].name);
+        rc = es_txn_iter(p->txn, table.data, NULL, 0, s_pend_row, &one, err);
+        stats_metrics_labels(&p->self->labels, "service", meta->name, "object",
+                             meta->objects[i].name, NULL);
+        stats_metrics_set(p->self->metrics, SM_PENDING, p->self->labels.data, (double)one.n);
+    }
+    es_buf_release(&table);
+    es_meta_destroy(&meta);
+    return rc;
+}
+
+static int
+s_restart_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    (void)err;
+    scan_t *p = ctx;
+    static const char prefix[] = "restarts.";
+    size_t plen = sizeof prefix - 1;
+    if (klen < plen || memcmp(key, prefix, plen) != 0)
+        return klen >= plen && memcmp(key, prefix, plen) > 0 ? 1 : 0;
+    uint64_t n;
+    if (vlen != sizeof n)
+        return 0;
+    memcpy(&n, val, sizeof n);
+    char kind[ES_KIND_MAX + 1];
+    snprintf(kind, sizeof kind, "%.*s", (int)(klen - plen), (const char *)key + plen);
+    stats_metrics_labels(&p->self->labels, "kind", kind, NULL);
+    stats_metrics_set(p->self->metrics, SM_RESTARTS, p->self->labels.data, (double)n);
+    return 0;
+}
+
+static int
+s_session_state(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                es_err_t *err)
+{
+    (void)key;
+    (void)klen;
+    (void)err;
+    scan_t *p = ctx;
+    //  The row is JSON with "state":"running" or "done" (orch_session_to_json).
+    if (memmem(val, vlen, "\"state\":\"running\"", 17))
+        p->n++;
+    return 0;
+}
+
+//  Live families come from the store at each scrape: the daemon and the other actors own them.
+static int
+s_read_live(stats_t *self, es_err_t *err)
+{
+    stats_metrics_clear_live(self->metrics);
+    static const char *kinds[] = {"download", "upload", "reconcile", "stats"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        stats_metrics_labels(&self->labels, "kind", kinds[i], NULL);
+        stats_metrics_set(self->metrics, SM_RESTARTS, self->labels.data, 0);
+    }
+    es_txn_t *txn = es_store_begin(self->store, false, err);
+    if (!txn)
+        return -1;
+    scan_t scan = {self, txn, 0};
+    int rc = es_txn_iter(txn, "meta", "svc/", 4, s_meta_row, &scan, err);
+    if (rc == 0)
+        rc = es_txn_iter(txn, "metrics", "restarts.", 9, s_restart_row, &scan, err);
+    if (rc == 0)
+        rc = es_txn_iter(txn, "session", NULL, 0, s_session_state, &scan, err);
+    int64_t depth = rc == 0 ? es_txn_count(txn, "upcache", err) : -1;
+    int64_t runs = depth >= 0 ? es_runs_count(txn, err) : -1;
+    es_txn_abort(&txn);
+    if (runs < 0)
+        return -1;
+    stats_metrics_set(self->metrics, SM_IN_PROGRESS, "", (double)scan.n);
+    stats_metrics_set(self->metrics, SM_UPCACHE, "", (double)depth);
+    stats_metrics_set(self->metrics, SM_RUNS, "", (double)runs);
+    return 0;
+}
+
+static void
+s_render(void *ctx, es_buf_t *out)
+{
+    stats_t *self = ctx;
+    es_err_t err;
+    //  Counters are still worth serving when the store cannot be read: say so, in a comment.
+    if (s_read_live(self, &err)) {
+        es_log_error("metrics: %s", err.what);
+        es_buf_printf(out, "# store not readable, gauges missing: %s\n", err.what);
+    }
+    stats_metrics_format(self->metrics, out);
+}
+
+//  --- the process ---------------------------------------------------------------------------
+
+static int
+s_run(stats_t *self, es_err_t *err)
+{
+    while (!es_actor_terminated(self->actor)) {
+        zmq_pollitem_t items[2] = {
+            {self->sub, 0, ZMQ_POLLIN, 0},
+            {NULL, self->http ? stats_http_fd(self->http) : -1, ZMQ_POLLIN, 0}};
+        int timeout = self->dirty ? FLUSH_MS : 60000;
+        if (self->http)
+            timeout = stats_http_timeout_ms(self->http, timeout);
+        if (es_actor_step_poll(self->actor, items, self->http ? 2 : 1, timeout, NULL, NULL, err))
+            return -1;
+        //  SUB edges can be consumed by an earlier recv: drain every turn, it does not block.
+        s_drain_sub(self);
+        if (self->http)
+            stats_http_run(self->http);
+        if (self->dirty && es_now_ms() - self->flushed_ms >= FLUSH_MS) {
+            es_err_t ferr;
+            if (s_flush(self, NULL, NULL, &ferr))
+                es_log_error("metrics not saved: %s", ferr.what);
+        }
+    }
+    if (self->dirty && s_flush(self, NULL, NULL, err))
+        es_log_error("metrics not saved: %s", err->what);
+    return 0;
 }
 
 int
@@ -99,6 +475,9 @@ main(int argc, char *argv[])
     }
     stats_t self = {0};
     es_msg_in_init(&self.in);
+    es_buf_init(&self.labels);
+    self.metrics = stats_metrics_new();
+    self.history = stats_history_new();
     int rc = 1;
     char *ep = NULL;
     self.config = es_config_new();
@@ -112,12 +491,7 @@ main(int argc, char *argv[])
         .map_max = (size_t)es_config_int(self.config, "store.map_max_mb") << 20,
     };
     self.store = es_store_new(opts.data_dir, &sopts, &err);
-    if (!self.store)
-        goto done;
-    self.actor =
-        es_actor_new("stats", &opts, (int)es_config_int(self.config, "heartbeat.interval_ms"),
-                     &err);
-    if (!self.actor)
+    if (!self.store || s_load(&self, &err))
         goto done;
     ep = es_config_event_endpoint(self.config);
     self.zctx = zmq_ctx_new();
@@ -126,21 +500,32 @@ main(int argc, char *argv[])
     int64_t maxmsg = ES_MSG_MAX_SIZE;
     if (!self.sub || zmq_setsockopt(self.sub, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(self.sub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
-        zmq_setsockopt(self.sub, ZMQ_SUBSCRIBE, "result.", 7) || zmq_connect(self.sub, ep)) {
+        zmq_setsockopt(self.sub, ZMQ_SUBSCRIBE, "result.", 7) ||
+        zmq_setsockopt(self.sub, ZMQ_SUBSCRIBE, "progress.", 9) || zmq_connect(self.sub, ep)) {
         es_err_set(&err, ES_ESYS, "subscribe %s: %s", ep, zmq_strerror(errno));
         goto done;
     }
-    while (!es_actor_terminated(self.actor)) {
-        //  Short steps: the SUB socket is polled between them.
-        if (es_actor_step(self.actor, NULL, 50, NULL, NULL, &err))
+    const char *listen = es_config_str(self.config, "metrics.listen");
+    if (*listen) {
+        self.http = stats_http_new(listen, es_config_bool(self.config, "metrics.allow_remote"),
+                                   s_render, &self, &err);
+        if (!self.http)
             goto done;
-        s_drain_sub(&self);
+        es_log_info("metrics on http://%s/metrics (port %u)", listen,
+                    (unsigned)stats_http_port(self.http));
     }
-    rc = 0;
+    //  HELLO last: the daemon counts this actor ready only once it serves.
+    self.actor = es_actor_new("stats", &opts,
+                              (int)es_config_int(self.config, "heartbeat.interval_ms"), &err);
+    if (!self.actor)
+        goto done;
+    self.flushed_ms = es_now_ms();
+    rc = s_run(&self, &err) ? 1 : 0;
 done:
     if (rc)
         es_log_error("%s", err.what);
     free(ep);
+    stats_http_destroy(&self.http);
     if (self.sub)
         zmq_close(self.sub);
     if (self.zctx)
@@ -148,6 +533,9 @@ done:
     es_actor_destroy(&self.actor);
     es_store_destroy(&self.store);
     es_config_destroy(&self.config);
+    stats_history_destroy(&self.history);
+    stats_metrics_destroy(&self.metrics);
+    es_buf_release(&self.labels);
     es_msg_in_release(&self.in);
     return rc;
 }

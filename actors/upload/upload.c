@@ -11,6 +11,7 @@
 #include "store/es_local.h"
 #include "store/es_store.h"
 #include "store/es_svc.h"
+#include "store/es_upcache.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -173,10 +174,9 @@ s_job_end(upload_t *self, int32_t code, const char *what)
 }
 
 //  --- the upload cache ----------------------------------------------------------------------
-//  upcache "<syncable>" -> [u8 kind][u8 id length][id][u32 attempts][u64 last attempt, epoch ms]
-//                          [u32 url length][url][body]   (integers little-endian)
+//  Rows as store/es_upcache.h encodes them.
 
-enum { CACHE_OBJECT = 0, CACHE_SERVICE = 1 };
+enum { CACHE_OBJECT = ES_UPCACHE_OBJECT, CACHE_SERVICE = ES_UPCACHE_SERVICE };
 
 typedef struct {
     const req_t *req;
@@ -189,19 +189,18 @@ s_cache_put_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 {
     cache_put_t *c = ctx;
     const req_t *r = c->req;
+    es_upcache_row_t row = {.kind = c->kind,
+                            .request_id = r->request_id,
+                            .request_id_len = strlen(r->request_id),
+                            .attempts = c->attempts,
+                            .last_attempt = (uint64_t)s_epoch_ms(),
+                            .url = r->url,
+                            .url_len = strlen(r->url),
+                            .body = r->body.data ? r->body.data : "",
+                            .body_len = r->body.len};
     es_buf_t v;
     es_buf_init(&v);
-    uint8_t idlen = (uint8_t)strlen(r->request_id);
-    uint64_t now = (uint64_t)s_epoch_ms();
-    uint32_t ulen = (uint32_t)strlen(r->url);
-    es_buf_append(&v, &c->kind, 1);
-    es_buf_append(&v, &idlen, 1);
-    es_buf_append(&v, r->request_id, idlen);
-    es_buf_append(&v, &c->attempts, 4);
-    es_buf_append(&v, &now, 8);
-    es_buf_append(&v, &ulen, 4);
-    es_buf_append(&v, r->url, ulen);
-    es_buf_append(&v, r->body.data, r->body.len);
+    es_upcache_encode(&row, &v);
     int rc = es_txn_put(txn, "upcache", r->cache_key, strlen(r->cache_key), v.data, v.len, err);
     es_buf_release(&v);
     return rc;
@@ -216,32 +215,23 @@ s_cache_load(upload_t *self, const char *key, req_t *r, uint32_t *attempts, es_e
         return -1;
     const void *val;
     size_t len;
+    es_upcache_row_t row;
     int rc = es_txn_get(txn, "upcache", key, strlen(key), &val, &len, err);
     if (rc == 1) {
-        const unsigned char *p = val, *end = p + len;
-        uint32_t ulen;
-        uint8_t idlen = len >= 2 ? p[1] : 0;
-        if (len < 2 || idlen >= sizeof r->request_id || (size_t)(end - p) < 2u + idlen + 16u) {
-            rc = es_err_set(err, ES_ESTORE, "upcache %s: malformed row", key);
+        if (es_upcache_decode(&row, val, len, err)) {
+            rc = es_err_prefix(err, "upcache %s", key);
+        } else if (row.request_id_len >= sizeof r->request_id) {
+            rc = es_err_set(err, ES_ESTORE, "upcache %s: request id of %zu bytes", key,
+                            row.request_id_len);
         } else {
-            p += 2;
-            memcpy(r->request_id, p, idlen);
-            r->request_id[idlen] = '\0';
-            p += idlen;
-            memcpy(attempts, p, 4);
-            p += 12;
-            memcpy(&ulen, p, 4);
-            p += 4;
-            if ((size_t)(end - p) < ulen) {
-                rc = es_err_set(err, ES_ESTORE, "upcache %s: malformed row", key);
-            } else {
-                r->url = es_strndup((const char *)p, ulen);
-                p += ulen;
-                es_buf_reset(&r->body);
-                es_buf_append(&r->body, p, (size_t)(end - p));
-                snprintf(r->cache_key, sizeof r->cache_key, "%s", key);
-                r->replay = true;
-            }
+            memcpy(r->request_id, row.request_id, row.request_id_len);
+            r->request_id[row.request_id_len] = '\0';
+            *attempts = row.attempts;
+            r->url = es_strndup(row.url, row.url_len);
+            es_buf_reset(&r->body);
+            es_buf_append(&r->body, row.body, row.body_len);
+            snprintf(r->cache_key, sizeof r->cache_key, "%s", key);
+            r->replay = true;
         }
     }
     es_txn_abort(&txn);
@@ -567,7 +557,6 @@ s_sync_error(job_t *j, const char *object, const char *pk_json, int64_t opstatus
 static int
 s_on_rec(void *ctx, const es_upload_rec_t *r, es_err_t *err)
 {
-    (void)err;
     answer_t *a = ctx;
     job_t *j = &a->self->job;
     if (r->errmsg || !r->object) {
@@ -582,6 +571,15 @@ s_on_rec(void *ctx, const es_upload_rec_t *r, es_err_t *err)
         snprintf(a->missing_object, sizeof a->missing_object, "%s", r->object->name);
         return 0;
     }
+    //  A rowId this batch did not send answers nothing we sent: taking the batch as done would
+    //  drop the cache row while the change sent stays pending, and its next upload, under a new
+    //  request id, could apply it twice.
+    if (!j->req.replay && (r->row_id <= j->after || r->row_id > j->req.last_rsn))
+        return es_err_set(err, ES_EPROTO,
+                          "%s: upload result for rowId %llu, which this batch did not send "
+                          "(rowIds %llu..%llu)",
+                          r->object->name, (unsigned long long)r->row_id,
+                          (unsigned long long)j->after + 1, (unsigned long long)j->req.last_rsn);
     if (a->n == a->cap) {
         a->cap = a->cap ? a->cap * 2 : 64;
         a->results = es_realloc(a->results, a->cap * sizeof *a->results);
@@ -610,6 +608,9 @@ s_by_row_id(const void *a, const void *b)
 typedef struct {
     upload_t *self;
     answer_t *answer;
+    bool failed_batch; //  a whole-batch failure: apply what matches, skip the rest
+    uint32_t applied;  //  results applied
+    uint32_t skipped;  //  results that did not match what was sent (failed_batch only)
 } apply_t;
 
 static bool
@@ -627,12 +628,28 @@ s_apply_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 {
     apply_t *a = ctx;
     job_t *j = &a->self->job;
+    a->applied = a->skipped = 0; //  es_store_write may run this again
     for (size_t i = 0; i < a->answer->n; i++) {
         const result_t *x = &a->answer->results[i];
         es_local_result_t r = {x->object, x->row_id,  x->is_delete, x->checksum,
                                x->rec,    x->rec_len, x->has_temp,  x->temp_value};
+        //  In a failed batch each success stands alone: one that does not match what was
+        //  sent is left out (its change stays pending) instead of refusing the others.
+        if (a->failed_batch) {
+            int m = es_local_check_result(txn, j->service, &r, err);
+            if (m < 0 && err->code != ES_EPROTO)
+                return -1;
+            if (m < 0) {
+                es_log_warn("%s: failed batch %u: %s; kept pending", j->service, j->batch,
+                            err->what);
+                a->skipped++;
+            }
+            if (m <= 0)
+                continue;
+        }
         if (es_local_apply_result(txn, j->service, &r, s_remove_after(j, x->object->name), err))
             return -1;
+        a->applied++;
     }
     if (j->req.cache_key[0] &&
         es_txn_del(txn, "upcache", j->req.cache_key, strlen(j->req.cache_key), err) < 0)
@@ -693,7 +710,8 @@ s_on_done(void *ctx, const es_http_result_t *r)
             snprintf(what, sizeof what, "%s: HTTP %ld%s%.200s", j->req.url, r->status,
                      r->excerpt[0] ? ": " : "", r->excerpt);
         bool timeout = r->curl_code == CURLE_OPERATION_TIMEDOUT;
-        bool transient = r->curl_code != CURLE_OK || r->status == 429 || r->status >= 500;
+        bool transient = (r->curl_code != CURLE_OK && !es_http_tls_permanent(r)) ||
+                         r->status == 429 || r->status >= 500;
         //  Without the cache a request that reached the server must not be sent twice.
         bool safe =
             cache || r->curl_code == CURLE_COULDNT_CONNECT || r->status == 429 || r->status == 503;
@@ -743,19 +761,37 @@ s_on_done(void *ctx, const es_http_result_t *r)
     }
     bool partial = sum.opstatus >= 500100 && sum.opstatus <= 500200;
     if (sum.has_opstatus && sum.opstatus != 0 && !partial) {
-        //  The batch failed as a whole: its changes stay pending; go on (SPEC 3.4.4).
+        //  The batch failed as a whole (2038), but the body is still an upload answer (SPEC
+        //  3.4.4): the records it answers with success were applied by the server. Apply those
+        //  that match what was sent, with the removal of the cache row, in one transaction;
+        //  left pending they would be sent again under a new request id, and auto-key creates
+        //  would be duplicated. The other changes stay pending; go on with the next batch.
+        if (ans.n)
+            qsort(ans.results, ans.n, sizeof *ans.results, s_by_row_id);
+        apply_t ap = {self, &ans, true, 0, 0};
+        es_actor_beat(self->w.actor);
+        if (es_store_write(self->w.store, s_apply_fn, &ap, &err)) {
+            s_answer_release(&ans);
+            s_fail(self, 2000, true, err.what);
+            return;
+        }
         s_answer_release(&ans);
         if (j->errors.len == errors_mark)
             s_sync_error(j, j->object[0] ? j->object : j->service, "{}", sum.opstatus,
                          sum.errmsg[0] ? sum.errmsg : "upload rejected");
-        es_err_t e2;
-        if (j->req.cache_key[0] &&
-            es_store_write(self->w.store, s_cache_del_fn, j->req.cache_key, &e2))
-            es_log_error("upcache %s: %s", j->req.cache_key, e2.what);
+        if (ap.skipped) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "%u successful records of the failed batch did not match what was sent; "
+                     "their changes stay pending",
+                     ap.skipped);
+            s_sync_error(j, j->object[0] ? j->object : j->service, "{}", sum.opstatus, msg);
+        }
+        j->uploaded += ap.applied;
         j->failed_batches++;
         if (!j->req.replay)
             j->after = j->req.last_rsn;
-        s_progress(self, "Ended", 0, t_done - j->t_start, t_done - j->t_sent, 0, false);
+        s_progress(self, "Ended", ap.applied, t_done - j->t_start, t_done - j->t_sent, 0, false);
         s_next(self);
         return;
     }
@@ -770,7 +806,7 @@ s_on_done(void *ctx, const es_http_result_t *r)
     }
     if (ans.n)
         qsort(ans.results, ans.n, sizeof *ans.results, s_by_row_id);
-    apply_t ap = {self, &ans};
+    apply_t ap = {self, &ans, false, 0, 0};
     es_actor_beat(self->w.actor);
     if (es_store_write(self->w.store, s_apply_fn, &ap, &err)) {
         s_answer_release(&ans);

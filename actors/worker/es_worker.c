@@ -22,11 +22,8 @@ es_worker_open(es_worker_t *self, const char *kind, const es_actor_opts_t *opts,
     self->store = es_store_new(opts->data_dir, &sopts, err);
     if (!self->store)
         goto fail;
-    es_http_opts_t hopts = {
-        .connect_timeout_ms = (long)es_config_int(self->config, "http.connect_timeout_ms"),
-        .timeout_ms = (long)es_config_int(self->config, "http.timeout_ms"),
-        .max_response = (size_t)es_config_int(self->config, "http.max_response_mb") << 20,
-    };
+    es_http_opts_t hopts;
+    es_http_opts_from_config(&hopts, self->config);
     self->http = es_http_new(&hopts, err);
     if (!self->http)
         goto fail;

@@ -68,7 +68,7 @@ class Env:
             line = self.server.stdout.readline()
             if "listening on" in line or not line:
                 break
-        m = re.search(r"listening on (http://\S+) admin (http://\S+)", line)
+        m = re.search(r"listening on (https?://\S+) admin (http://\S+)", line)
         if not m:
             raise RuntimeError("server did not start: " + line)
         self.url, self.admin = m.group(1), m.group(2)

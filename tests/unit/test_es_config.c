@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 //  Every option with its default: a new option must be added here (the help test counts them).
@@ -29,6 +30,10 @@ static const struct {
     {"services", "", 0},
     {"cmd_endpoint", "", 0},
     {"event_endpoint", "", 0},
+    {"curve.secret_key_file", "", 0},
+    {"curve.allow_keys_file", "", 0},
+    {"curve.server_public_key_file", "", 0},
+    {"curve.client_key_file", "", 0},
     {"download.workers", "2", 1},
     {"reconcile.page_size", "10000", 1},
     {"store.map_size_mb", "64", 1},
@@ -43,6 +48,13 @@ static const struct {
     {"heartbeat.timeout_ms", "5000", 1},
     {"stop.grace_ms", "3000", 1},
     {"log.level", "info", 0},
+    {"metrics.listen", "", 0},
+    {"metrics.allow_remote", "false", 0},
+    {"history.max_runs", "1000", 1},
+    {"tls.verify", "true", 0},
+    {"tls.ca_file", "", 0},
+    {"tls.cert_file", "", 0},
+    {"tls.key_file", "", 0},
 };
 #define NDEFAULTS (sizeof s_defaults / sizeof s_defaults[0])
 
@@ -348,6 +360,85 @@ test_load_missing_file(void **state)
     es_config_destroy(&cfg);
 }
 
+//  tls.*: a boolean, files checked when set and kept absolute, cert and key only together.
+static void
+test_tls_options(void **state)
+{
+    fixture_t *f = *state;
+    es_config_t *cfg = es_config_new();
+    es_err_t err;
+    assert_true(es_config_bool(cfg, "tls.verify"));
+    s_expect_set_error(cfg, "tls.verify", "yes", "tls.verify: must be true or false, got 'yes'");
+    s_expect_set_error(cfg, "tls.verify", "", "tls.verify: must be true or false, got ''");
+    assert_true(es_config_bool(cfg, "tls.verify"));
+    assert_int_equal(es_config_set(cfg, "tls.verify", "false", &err), 0);
+    assert_false(es_config_bool(cfg, "tls.verify"));
+
+    char *pem = es_sprintf("%s/ca.pem", f->dir), *key = es_sprintf("%s/key.pem", f->dir);
+    for (int i = 0; i < 2; i++) {
+        FILE *out = fopen(i ? key : pem, "w");
+        assert_non_null(out);
+        assert_int_equal(fputs("-----BEGIN CERTIFICATE-----\n", out) >= 0, 1);
+        assert_int_equal(fclose(out), 0);
+    }
+    char *missing = es_sprintf("%s/nope.pem", f->dir);
+    char *expected =
+        es_sprintf("tls.ca_file: cannot read '%s': No such file or directory", missing);
+    s_expect_set_error(cfg, "tls.ca_file", missing, expected);
+    free(expected);
+    expected = es_sprintf("tls.ca_file: '%s' is not a regular file", f->dir);
+    s_expect_set_error(cfg, "tls.ca_file", f->dir, expected);
+    free(expected);
+    if (geteuid() != 0) { //  root reads anything
+        assert_int_equal(chmod(key, 0), 0);
+        expected = es_sprintf("tls.key_file: cannot read '%s': Permission denied", key);
+        s_expect_set_error(cfg, "tls.key_file", key, expected);
+        free(expected);
+        assert_int_equal(chmod(key, 0600), 0);
+    }
+    assert_string_equal(es_config_str(cfg, "tls.ca_file"), "");
+    //  Stored absolute and clean, whatever the spelling.
+    char *dotted = es_sprintf("%s/./ca.pem", f->dir);
+    assert_int_equal(es_config_set(cfg, "tls.ca_file", dotted, &err), 0);
+    char *real = realpath(pem, NULL);
+    assert_non_null(real);
+    assert_string_equal(es_config_str(cfg, "tls.ca_file"), real);
+    assert_int_equal(es_config_set(cfg, "tls.ca_file", "", &err), 0);
+    assert_string_equal(es_config_str(cfg, "tls.ca_file"), "");
+    es_config_destroy(&cfg);
+
+    //  A file naming only one of the pair is refused, naming both options.
+    char *text = es_sprintf("tls.cert_file = %s\n", pem);
+    s_expect_load_error(f, text,
+                        ": tls.cert_file and tls.key_file go together: tls.cert_file is set, "
+                        "tls.key_file is not");
+    free(text);
+    text = es_sprintf("tls.key_file = %s\n", key);
+    s_expect_load_error(f, text,
+                        ": tls.cert_file and tls.key_file go together: tls.key_file is set, "
+                        "tls.cert_file is not");
+    free(text);
+    text = es_sprintf("\ntls.ca_file = %s\n", missing);
+    expected = es_sprintf(":2: tls.ca_file: cannot read '%s': No such file or directory", missing);
+    s_expect_load_error(f, text, expected);
+    free(expected);
+    free(text);
+    text = es_sprintf("tls.cert_file = %s\ntls.key_file = \"%s\"\ntls.verify = false\n", pem, key);
+    assert_int_equal(s_load(f, text, &cfg, &err), 0);
+    assert_string_equal(es_config_str(cfg, "tls.cert_file"), real);
+    assert_false(es_config_bool(cfg, "tls.verify"));
+    es_config_destroy(&cfg);
+    free(text);
+
+    free(real);
+    free(dotted);
+    free(missing);
+    assert_int_equal(unlink(pem), 0);
+    assert_int_equal(unlink(key), 0);
+    free(pem);
+    free(key);
+}
+
 //  ---------------------------------------------------------------------------------------------
 
 static void
@@ -452,6 +543,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_load_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_load_long_lines, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_load_missing_file, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_options, s_setup, s_teardown),
         cmocka_unit_test(test_endpoints),
         cmocka_unit_test_setup_teardown(test_help, s_setup, s_teardown),
     };

@@ -345,6 +345,12 @@ test_errors(void **state)
                     "records[0].id: expected int, got null (key column)");
     s_check_err_str(c, "{\"records\":[{\"id\":1,\"name\":\"123456789012345678901\"}]}", ES_EPROTO,
                     "records[0].name: string of 21 characters exceeds length 20");
+    //  A key column twice names two records in one; another column twice: the last value wins.
+    s_check_err_str(c, "{\"records\":[{\"id\":1},{\"id\":2,\"name\":\"a\",\"id\":3}]}", ES_EPROTO,
+                    "records[1].id: key column given twice");
+    s_check_ok(c, "{\"records\":[{\"id\":2,\"name\":\"a\",\"name\":\"b\"},{\"id\":2}]}",
+               "Customer U [] {\"id\":2,\"name\":\"b\"}\nCustomer U [] {\"id\":2}\n"
+               "errmsg=\nmore=0\ncount=2\ndc=(null)\n");
     s_check_err_str(c, "{\"records\":{}}", ES_EPROTO, "records: expected an array, got object");
     s_check_err_str(c, "{\"records\":\"x\"}", ES_EPROTO, "records: expected an array, got string");
     s_check_err_str(c, "{\"records\":[{\"id\":1},7]}", ES_EPROTO,
@@ -666,6 +672,35 @@ s_teardown(void **state)
     return 0;
 }
 
+//  Found by fuzz/fuzz_dlparse: each delta_context.objs name was looked up among all before it,
+//  so 1 MiB of names took 10 s. Now one entry per key; a repeated name: the last one counts.
+static void
+test_many_delta_objs(void **state)
+{
+    (void)state;
+    es_buf_t doc;
+    es_buf_init(&doc);
+    es_buf_puts(&doc, "{\"records\":[],\"delta_context\":{\"objs\":{"
+                      "\"Customer\":{\"delta\":\"first\",\"bc\":[1]}");
+    for (int i = 0; i < 60000; i++)
+        es_buf_printf(&doc, ",\"o%d\":{}", i);
+    es_buf_puts(&doc, ",\"Customer\":{\"delta\":\"last\"}}}}");
+    collect_t c = {0};
+    es_buf_init(&c.log);
+    es_dlparse_t *p = es_dlparse_new(s_meta, s_customer, &s_cb, &c);
+    es_err_t err;
+    assert_int_equal(es_dlparse_feed(p, doc.data, doc.len, &err), 0);
+    assert_int_equal(es_dlparse_finish(p, &err), 0);
+    assert_string_equal(es_dlparse_delta(p, "Customer"), "last");
+    assert_null(es_dlparse_bc(p, "Customer"));
+    assert_null(es_dlparse_delta(p, "o7"));
+    size_t wrapper = strlen("{\"records\":[],\"delta_context\":}");
+    assert_int_equal(strlen(es_dlparse_delta_context(p)), doc.len - wrapper);
+    es_dlparse_destroy(&p);
+    es_buf_release(&c.log);
+    es_buf_release(&doc);
+}
+
 int
 main(void)
 {
@@ -675,7 +710,7 @@ main(void)
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_nesting),        cmocka_unit_test(test_delta_context_too_big),
         cmocka_unit_test(test_callback_error), cmocka_unit_test(test_prefixes),
-        cmocka_unit_test(test_big_response),
+        cmocka_unit_test(test_big_response),   cmocka_unit_test(test_many_delta_objs),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

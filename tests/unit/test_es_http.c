@@ -566,6 +566,84 @@ test_connection_refused(void **state)
     es_http_destroy(&h);
 }
 
+//  TLS settings that cannot work fail before any request is sent, as 2033, not worth a retry,
+//  naming the option and its file. The plain test server only sees a connection close.
+static void
+s_expect_tls_failure(es_http_opts_t *o, CURLcode code, const char *words)
+{
+    es_err_t err;
+    es_http_t *h = es_http_new(o, &err);
+    if (!h)
+        fail_msg("es_http_new: %s", err.what);
+    char *url = es_sprintf("https://127.0.0.1:%d/ok", s_srv.port);
+    ctx_t c;
+    s_ctx_init(&c);
+    assert_int_equal(es_http_start(h, url, NULL, 0, NULL, 0, &s_cb, &c, &err), 0);
+    s_drive(h, 10000);
+    assert_int_equal(c.done_calls, 1);
+    assert_int_equal(c.result.curl_code, code);
+    assert_int_equal(es_http_vmx_code(&c.result), 2033);
+    assert_true(es_http_tls_permanent(&c.result));
+    char *prefix = es_sprintf("http: %s: TLS: ", url);
+    assert_memory_equal(c.result.err.what, prefix, strlen(prefix));
+    if (!strstr(c.result.err.what, words))
+        fail_msg("'%s' lacks '%s'", c.result.err.what, words);
+    assert_int_equal(c.data_calls, 0);
+    free(prefix);
+    free(url);
+    es_http_destroy(&h);
+}
+
+static void
+test_tls_settings(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_es_http.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *junk = es_sprintf("%s/junk.pem", dir);
+    FILE *f = fopen(junk, "w");
+    assert_non_null(f);
+    assert_true(fputs("not a certificate\n", f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    es_http_opts_t o = {.connect_timeout_ms = 2000, .timeout_ms = 5000, .max_response = LIMIT};
+    o.tls_ca_file = junk;
+    char *want = es_sprintf("cannot use tls.ca_file '%s'", junk);
+    s_expect_tls_failure(&o, CURLE_SSL_CACERT_BADFILE, want);
+    free(want);
+    o.tls_ca_file = NULL;
+    o.tls_cert_file = junk;
+    o.tls_key_file = junk;
+    want = es_sprintf("tls.cert_file '%s' with tls.key_file '%s'", junk, junk);
+    s_expect_tls_failure(&o, CURLE_SSL_CERTPROBLEM, want);
+    free(want);
+    //  Codes: every TLS failure is 2033; only a failed handshake may be retried.
+    es_http_result_t r = {.curl_code = CURLE_SSL_CONNECT_ERROR};
+    assert_int_equal(es_http_vmx_code(&r), 2033);
+    assert_false(es_http_tls_permanent(&r));
+    r.curl_code = CURLE_PEER_FAILED_VERIFICATION;
+    assert_int_equal(es_http_vmx_code(&r), 2033);
+    assert_true(es_http_tls_permanent(&r));
+    r.curl_code = CURLE_COULDNT_CONNECT;
+    assert_false(es_http_is_tls_error(r.curl_code));
+    assert_false(es_http_tls_permanent(&r));
+    //  From the config: verification on unless tls.verify = false; files as configured.
+    es_config_t *cfg = es_config_new();
+    es_http_opts_from_config(&o, cfg);
+    assert_false(o.tls_insecure);
+    assert_string_equal(o.tls_ca_file, "");
+    assert_int_equal(o.timeout_ms, 60000);
+    es_err_t err;
+    assert_int_equal(es_config_set(cfg, "tls.verify", "false", &err), 0);
+    assert_int_equal(es_config_set(cfg, "tls.ca_file", junk, &err), 0);
+    es_http_opts_from_config(&o, cfg);
+    assert_true(o.tls_insecure);
+    assert_string_equal(o.tls_ca_file, junk);
+    es_config_destroy(&cfg);
+    assert_int_equal(unlink(junk), 0);
+    assert_int_equal(rmdir(dir), 0);
+    free(junk);
+}
+
 static void
 test_timeout(void **state)
 {
@@ -799,6 +877,7 @@ main(void)
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_on_data_fails),
         cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test(test_tls_settings),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_request_headers_and_body),
         cmocka_unit_test(test_chained_requests),

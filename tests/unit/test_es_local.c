@@ -12,6 +12,7 @@
 #include "protocol/es_key.h"
 #include "protocol/es_record.h"
 #include "store/es_local.h"
+#include "store/es_upcache.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,7 +239,8 @@ s_main(const es_meta_object_t *obj, const char *pk_json)
     return res;
 }
 
-//  orig row as "code|checksum|{record}", or NULL.
+//  orig row as "code|checksum|{record}", or NULL; "code" gets a "u" when the untracked mark
+//  (high bit) is set.
 static char *
 s_orig(const es_meta_object_t *obj, const char *pk_json)
 {
@@ -263,7 +265,8 @@ s_orig(const es_meta_object_t *obj, const char *pk_json)
         assert_true(vlen >= 1);
         assert_int_equal(
             es_store_rec_unpack((const uint8_t *)v + 1, vlen - 1, &cs, &cslen, &rec, &rlen), 0);
-        es_buf_printf(&out, "%u|", ((const uint8_t *)v)[0]);
+        uint8_t code = ((const uint8_t *)v)[0];
+        es_buf_printf(&out, "%u%s|", code & 0x7fu, code & 0x80u ? "u" : "");
         es_buf_append(&out, cs, cslen);
         es_buf_putc(&out, '|');
         assert_int_equal(es_record_to_json(rec, rlen, &out, &err), 0);
@@ -484,7 +487,7 @@ test_create_options(void **state)
     es_local_opts_t deferred = s_opts(true, false, true);
     s_expect_str(s_create(s_cust, "{\"id\":1}", &untracked), "{\"id\":1}");
     s_expect_str(s_main(s_cust, "1"), "|{\"id\":1}");
-    s_expect_str(s_orig(s_cust, "1"), "1||{}"); //  baseline even when not tracked
+    s_expect_str(s_orig(s_cust, "1"), "1u||{}"); //  baseline even when not tracked
     s_expect_str(s_pend(s_cust, "1"), NULL);
     s_expect_str(s_counter("rsn", "Svc"), "absent");
     s_expect_str(s_hist("Svc"), "");
@@ -558,11 +561,11 @@ test_update_delete_options(void **state)
     s_seed(s_cust, "{\"id\":3,\"name\":\"C\"}", "c3");
     s_update(s_cust, "1", "{\"name\":\"A2\"}", true, &untracked);
     s_expect_str(s_main(s_cust, "1"), "c1|{\"id\":1,\"name\":\"A2\"}");
-    s_expect_str(s_orig(s_cust, "1"), "2|c1|{\"id\":1,\"name\":\"A\"}");
+    s_expect_str(s_orig(s_cust, "1"), "2u|c1|{\"id\":1,\"name\":\"A\"}");
     s_expect_str(s_pend(s_cust, "1"), NULL);
     s_delete(s_cust, "2", &untracked);
     s_expect_str(s_main(s_cust, "2"), NULL);
-    s_expect_str(s_orig(s_cust, "2"), "3|c2|{\"id\":2,\"name\":\"B\"}");
+    s_expect_str(s_orig(s_cust, "2"), "3u|c2|{\"id\":2,\"name\":\"B\"}");
     s_expect_str(s_hist("Svc"), "");
     s_expect_str(s_counter("rsn", "Svc"), "absent");
     es_err_t err = {0};
@@ -699,7 +702,7 @@ test_mark_for_upload(void **state)
 //  ---------------------------------------------------------------------------------------------
 //  Errors: exact text, nothing written
 
-typedef enum { OP_CREATE, OP_UPDATE, OP_PARTIAL, OP_DELETE, OP_ROLLBACK } s_op_t;
+typedef enum { OP_CREATE, OP_UPDATE, OP_PARTIAL, OP_DELETE, OP_ROLLBACK, OP_CLEAR } s_op_t;
 
 static void
 s_expect_error(s_op_t op, const es_meta_object_t *obj, const char *pk, const char *json,
@@ -724,6 +727,9 @@ s_expect_error(s_op_t op, const es_meta_object_t *obj, const char *pk, const cha
         break;
     case OP_ROLLBACK:
         rc = es_local_rollback(txn, s_meta, obj, pk, pk ? strlen(pk) : 0, &err);
+        break;
+    case OP_CLEAR:
+        rc = es_local_clear(txn, s_meta, obj, pk, pk ? strlen(pk) : 0, &err);
         break;
     }
     es_txn_abort(&txn);
@@ -773,6 +779,21 @@ test_errors(void **state)
     s_expect_error(OP_CREATE, s_cust, NULL, "{\"name\":", ES_EINVAL,
                    "Customer: create: record: invalid JSON: parse error: premature EOF");
     s_expect_error(OP_CREATE, s_cust, NULL, NULL, ES_EINVAL, "Customer: create: record missing");
+    {
+        //  A client's record nested 1M levels deep used to overflow the stack in
+        //  yajl_tree_free() (the orchestrator died); nesting is refused before parsing.
+        size_t depth = 1u << 20;
+        char *deep = malloc(2 * depth + 16);
+        assert_non_null(deep);
+        strcpy(deep, "{\"name\":");
+        size_t n = strlen(deep);
+        memset(deep + n, '[', depth);
+        memset(deep + n + depth, ']', depth);
+        strcpy(deep + n + 2 * depth, "}");
+        s_expect_error(OP_CREATE, s_cust, NULL, deep, ES_EINVAL,
+                       "Customer: create: record: nested deeper than 64 levels at byte 71");
+        free(deep);
+    }
     s_expect_error(OP_CREATE, s_order, NULL, "{\"cust\":1}", ES_EINVAL,
                    "Order: key column 'line' missing");
     s_expect_error(OP_CREATE, s_order, NULL, "{\"cust\":1,\"line\":null}", ES_EINVAL,
@@ -850,6 +871,9 @@ test_opts_parse(void **state)
          "options.trackIntermediateUpdates: expected a boolean"},
         {"[true]", "options: expected a JSON object"},
         {"{\"trackChanges\":", "options: invalid JSON: parse error: premature EOF"},
+        {"{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]"
+         "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+         "options: nested deeper than 64 levels at byte 68"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(es_local_opts_parse(&o, bad[i][0], strlen(bad[i][0]), &err), -1);
@@ -899,8 +923,40 @@ test_pending(void **state)
                  "{\"cust\":2,\"line\":\"b\"}]}}");
 }
 
+//  An upload cache row for name whose request carries the given rowIds.
+static void
+s_put_upcache(const char *name, const char *request_id, const uint64_t *ids, size_t n)
+{
+    es_buf_t body, val;
+    es_buf_init(&body);
+    es_buf_init(&val);
+    es_buf_puts(&body, "{\"hasMoreRecords\":\"false\",\"records\":[");
+    for (size_t i = 0; i < n; i++)
+        es_buf_printf(&body,
+                      "%s{\"id\":1,\"_metadata\":{\"object\":\"Customer\",\"rowId\":%" PRIu64 "}}",
+                      i ? "," : "", ids[i]);
+    es_buf_puts(&body, "]}");
+    es_upcache_row_t row = {.kind = ES_UPCACHE_OBJECT,
+                            .request_id = request_id,
+                            .request_id_len = strlen(request_id),
+                            .attempts = 1,
+                            .last_attempt = 1700000000000ull,
+                            .url = "http://x/objects/Customer",
+                            .url_len = 25,
+                            .body = body.data,
+                            .body_len = body.len};
+    es_upcache_encode(&row, &val);
+    es_err_t err = {0};
+    es_txn_t *txn = s_begin(true);
+    assert_int_equal(es_txn_put(txn, "upcache", name, strlen(name), val.data, val.len, &err), 0);
+    s_commit(&txn);
+    es_buf_release(&val);
+    es_buf_release(&body);
+}
+
 //  Server rows 1..3, local: update 1 (twice), delete 2, create temp -1, untracked update 3,
-//  order create; upload cache rows for the service and both objects.
+//  order create; upload cache rows for the service and both objects, carrying no change that
+//  is still pending (their requests' changes were settled; rollback and clear keep them).
 static void
 s_local_scene(void)
 {
@@ -914,9 +970,9 @@ s_local_scene(void)
     s_expect_str(s_create(s_cust, "{\"name\":\"Tmp\"}", &o), "{\"id\":-1}");
     s_update(s_cust, "3", "{\"name\":\"Tres\"}", true, &(es_local_opts_t){false, true, true});
     free(s_create(s_order, "{\"cust\":1,\"line\":\"a\"}", &o));
-    s_put_raw("upcache", "Svc", "svc-row");
-    s_put_raw("upcache", "Customer", "cust-row");
-    s_put_raw("upcache", "Order", "order-row");
+    s_put_upcache("Svc", "req-svc", (uint64_t[]){900}, 1);
+    s_put_upcache("Customer", "req-cust", (uint64_t[]){901, 902}, 2);
+    s_put_upcache("Order", "req-order", (uint64_t[]){903}, 1);
     s_put_raw("ctx", "Customer\n", "d1");
     s_put_raw("ctx", "Customer\nage gt 1", "d2");
     s_put_raw("ctx", "Customers\n", "other");
@@ -944,7 +1000,7 @@ test_rollback_key(void **state)
     s_expect_str(s_main(s_cust, "1"), "c1|{\"id\":1,\"name\":\"One\"}");
     s_expect_str(s_orig(s_cust, "1"), NULL);
     s_expect_str(s_pend(s_cust, "1"), NULL);
-    assert_false(s_has_raw("upcache", "Customer"));
+    assert_true(s_has_raw("upcache", "Customer"));
     assert_true(s_has_raw("upcache", "Svc"));
     assert_true(s_has_raw("upcache", "Order"));
     s_expect_str(s_hist("Svc"),
@@ -982,7 +1038,7 @@ test_rollback_object_service(void **state)
     s_expect_str(s_pending(s_cust), "{\"pendingSyncRecords\":[]}");
     s_expect_str(s_hist("Svc"),
                  "5 Order 1 {\"cust\":1,\"line\":\"a\"} '' {\"cust\":1,\"line\":\"a\"}\n");
-    assert_false(s_has_raw("upcache", "Customer"));
+    assert_true(s_has_raw("upcache", "Customer"));
     assert_true(s_has_raw("upcache", "Order"));
     s_update(s_cust, "1", "{\"age\":1}", true, NULL);
     assert_int_equal(s_rollback(NULL, NULL), 2);
@@ -991,8 +1047,8 @@ test_rollback_object_service(void **state)
     s_expect_str(s_hist("Svc"), "");
     s_expect_str(s_pending(NULL), "{\"Customer\":{\"pendingSyncRecords\":[]},"
                                   "\"Order\":{\"pendingSyncRecords\":[]}}");
-    assert_false(s_has_raw("upcache", "Svc"));
-    assert_false(s_has_raw("upcache", "Order"));
+    assert_true(s_has_raw("upcache", "Svc"));
+    assert_true(s_has_raw("upcache", "Order"));
     //  Another service is untouched.
     s_expect_str(s_hist("Other"), "1 Thing 1 {\"k\":-1} '' {\"k\":-1,\"v\":\"t\"}\n");
     assert_int_equal(s_rollback(NULL, NULL), 0);
@@ -1035,15 +1091,15 @@ test_clear(void **state)
     assert_false(s_has_raw("ctx", "Customer\nage gt 1"));
     assert_true(s_has_raw("ctx", "Customers\n"));
     assert_true(s_has_raw("ctx", "Order\n"));
-    assert_false(s_has_raw("upcache", "Customer"));
+    assert_true(s_has_raw("upcache", "Customer"));
     assert_true(s_has_raw("upcache", "Svc"));
     assert_int_equal(s_clear(NULL, NULL), 1);
     s_expect_str(s_hist("Svc"), "");
     s_expect_str(s_main(s_order, "{\"cust\":1,\"line\":\"a\"}"), NULL);
     s_expect_str(s_pend(s_order, "{\"cust\":1,\"line\":\"a\"}"), NULL);
     assert_false(s_has_raw("ctx", "Order\n"));
-    assert_false(s_has_raw("upcache", "Svc"));
-    assert_false(s_has_raw("upcache", "Order"));
+    assert_true(s_has_raw("upcache", "Svc"));
+    assert_true(s_has_raw("upcache", "Order"));
     assert_true(s_has_raw("ctx", "Customers\n"));
 }
 
@@ -1370,8 +1426,8 @@ test_apply_temp_key(void **state)
     const char *other = "{\"id\":8,\"name\":\"X\"}";
     es_buf_reset(&rec);
     assert_int_equal(es_record_from_json(s_cust, other, strlen(other), &rec, &err), 0);
-    es_local_result_t bad = {.object = s_cust, .row_id = rsn7, .checksum = "",
-                             .rec = rec.data, .rec_len = rec.len};
+    es_local_result_t bad = {
+        .object = s_cust, .row_id = rsn7, .checksum = "", .rec = rec.data, .rec_len = rec.len};
     txn = s_begin(true);
     assert_int_equal(es_local_apply_result(txn, "Svc", &bad, false, &err), -1);
     es_txn_abort(&txn);
@@ -1428,6 +1484,240 @@ test_apply_temp_key(void **state)
     es_buf_release(&orec);
 }
 
+//  A change sent in a request whose answer never arrived (its upload cache row is there) may
+//  have been applied: rollback and clear of it are refused until a sync settles the request;
+//  changes outside it roll back and the row stays for the replay.
+static void
+test_rollback_cached(void **state)
+{
+    (void)state;
+    s_local_scene(); //  rowIds: 1, 2 key 1; 3 key 2; 4 key -1; 5 the order
+    s_put_upcache("Customer", "req-lost", (uint64_t[]){4, 1, 2}, 3);
+    s_put_upcache("Svc", "req-svc", (uint64_t[]){5}, 1);
+    const char *busy1 = "Customer: %s: key {\"id\":1} has a change (rowId 1) in upload request "
+                        "req-lost, whose answer never arrived: the server may have applied it. "
+                        "Sync first; the replay of that request settles it";
+    char want[512];
+    snprintf(want, sizeof want, busy1, "rollback");
+    s_expect_error(OP_ROLLBACK, s_cust, "1", NULL, ES_EBUSY, want);
+    s_expect_error(OP_ROLLBACK, s_cust, NULL, NULL, ES_EBUSY, want);
+    s_expect_error(OP_ROLLBACK, NULL, NULL, NULL, ES_EBUSY, want);
+    snprintf(want, sizeof want, busy1, "clear");
+    s_expect_error(OP_CLEAR, s_cust, "1", NULL, ES_EBUSY, want);
+    s_expect_error(OP_CLEAR, s_cust, NULL, NULL, ES_EBUSY, want);
+    s_expect_error(OP_CLEAR, NULL, NULL, NULL, ES_EBUSY, want);
+    s_expect_error(OP_ROLLBACK, s_cust, "-1", NULL, ES_EBUSY,
+                   "Customer: rollback: key {\"id\":-1} has a change (rowId 4) in upload request "
+                   "req-lost, whose answer never arrived: the server may have applied it. Sync "
+                   "first; the replay of that request settles it");
+    s_expect_error(OP_ROLLBACK, s_order, NULL, NULL, ES_EBUSY,
+                   "Order: rollback: key {\"cust\":1,\"line\":\"a\"} has a change (rowId 5) in "
+                   "upload request req-svc, whose answer never arrived: the server may have "
+                   "applied it. Sync first; the replay of that request settles it");
+    //  Keys whose changes are not in a cached request: done, and the rows stay.
+    assert_int_equal(s_rollback(s_cust, "2"), 1);
+    s_expect_str(s_main(s_cust, "2"), "c2|{\"id\":2,\"name\":\"Two\"}");
+    assert_int_equal(s_rollback(s_cust, "3"), 1); //  untracked: no change anywhere
+    assert_int_equal(s_clear(s_cust, "3"), 1);
+    assert_true(s_has_raw("upcache", "Customer"));
+    assert_true(s_has_raw("upcache", "Svc"));
+    //  The replay's answer settles rowIds 1 and 2 (and the actor drops the row with it): the
+    //  rest of key 1 is gone from hist, and rollback works again where changes remain.
+    s_apply(s_cust, "{\"id\":1,\"name\":\"Uno\",\"age\":9}", 2, false, "s1", false, 0, false);
+    s_expect_str(s_main(s_cust, "1"), "s1|{\"id\":1,\"name\":\"Uno\",\"age\":9}");
+    es_err_t err = {0};
+    es_txn_t *txn = s_begin(true);
+    assert_int_equal(es_txn_del(txn, "upcache", "Customer", 8, &err), 1);
+    s_commit(&txn);
+    assert_int_equal(s_rollback(s_cust, NULL), 1); //  the temporary create -1
+    s_expect_str(s_main(s_cust, "-1"), NULL);
+    s_expect_error(OP_ROLLBACK, NULL, NULL, NULL, ES_EBUSY,
+                   "Order: rollback: key {\"cust\":1,\"line\":\"a\"} has a change (rowId 5) in "
+                   "upload request req-svc, whose answer never arrived: the server may have "
+                   "applied it. Sync first; the replay of that request settles it");
+    //  A cache row that cannot be read stops rollback too (it cannot tell what is safe).
+    s_put_raw("upcache", "Order", "junk");
+    txn = s_begin(true);
+    assert_int_equal(es_local_rollback(txn, s_meta, s_cust, NULL, 0, &err), -1);
+    es_txn_abort(&txn);
+    assert_string_equal(err.what, "upload cache row 'Order': upcache row of 4 bytes is malformed");
+    //  Rows of another service's objects are not looked at.
+    txn = s_begin(true);
+    assert_int_equal(es_txn_del(txn, "upcache", "Order", 5, &err), 1);
+    s_commit(&txn);
+    s_put_raw("upcache", "Thing", "junk");
+    assert_int_equal(s_rollback(s_cust, NULL), 0);
+}
+
+//  An edit made with trackChanges:false after a change was sent (or not carried by it) wins
+//  locally over that change's upload answer, which still settles the change and the key.
+static void
+test_apply_untracked_edit(void **state)
+{
+    (void)state;
+    es_local_opts_t o = s_opts(true, true, true), un = s_opts(false, true, true);
+    s_seed(s_cust, "{\"id\":7,\"name\":\"A\",\"age\":1}", "c1");
+    s_update(s_cust, "7", "{\"name\":\"L\"}", true, &o); //  1, in flight
+    s_update(s_cust, "7", "{\"age\":9}", true, &un);     //  meanwhile, untracked
+    s_expect_str(s_orig(s_cust, "7"), "2u|c1|{\"id\":7,\"name\":\"A\",\"age\":1}");
+    s_apply(s_cust, "{\"id\":7,\"name\":\"L\",\"age\":1,\"code\":\"s\"}", 1, false, "c2", false, 0,
+            false);
+    s_expect_str(s_main(s_cust, "7"), "c2|{\"id\":7,\"name\":\"L\",\"age\":9}");
+    s_expect_str(s_orig(s_cust, "7"), "0u|c2|{\"id\":7,\"name\":\"L\",\"age\":1,\"code\":\"s\"}");
+    s_expect_str(s_pend(s_cust, "7"), NULL);
+    s_expect_str(s_hist("Svc"), "");
+    //  A download keeps protecting the row, and keeps the mark.
+    es_err_t err = {0};
+    es_buf_t pk, rec, val;
+    es_buf_init(&pk);
+    es_buf_init(&rec);
+    es_buf_init(&val);
+    s_key(s_cust, "7", &pk);
+    const char *srv = "{\"id\":7,\"name\":\"D\",\"age\":1}";
+    assert_int_equal(es_record_from_json(s_cust, srv, strlen(srv), &rec, &err), 0);
+    es_store_rec_pack(&val, "c3", 2, rec.data, rec.len);
+    es_txn_t *txn = s_begin(true);
+    assert_int_equal(
+        es_local_protect(txn, "Customer", pk.data, pk.len, false, val.data, val.len, &err), 1);
+    s_commit(&txn);
+    s_expect_str(s_main(s_cust, "7"), "c3|{\"id\":7,\"name\":\"L\",\"age\":9}");
+    s_expect_str(s_orig(s_cust, "7"), "0u|c3|{\"id\":7,\"name\":\"D\",\"age\":1}");
+    //  A tracked partial update carries only its columns: the mark stays, main keeps age 9.
+    s_update(s_cust, "7", "{\"name\":\"P\"}", true, &o); //  2
+    s_expect_str(s_orig(s_cust, "7"), "0u|c3|{\"id\":7,\"name\":\"D\",\"age\":1}");
+    s_apply(s_cust, "{\"id\":7,\"name\":\"P\",\"age\":1}", 2, false, "c4", false, 0, false);
+    s_expect_str(s_main(s_cust, "7"), "c4|{\"id\":7,\"name\":\"P\",\"age\":9}");
+    s_expect_str(s_orig(s_cust, "7"), "0u|c4|{\"id\":7,\"name\":\"P\",\"age\":1}");
+    //  A tracked full update carries the whole row: the mark goes, its answer lands in main.
+    s_update(s_cust, "7", "{\"name\":\"F\",\"age\":9}", false, &o); //  3
+    s_expect_str(s_orig(s_cust, "7"), "0|c4|{\"id\":7,\"name\":\"P\",\"age\":1}");
+    s_apply(s_cust, "{\"id\":7,\"name\":\"F\",\"age\":9,\"code\":\"s\"}", 3, false, "c5", false, 0,
+            false);
+    s_expect_str(s_main(s_cust, "7"), "c5|{\"id\":7,\"name\":\"F\",\"age\":9,\"code\":\"s\"}");
+    s_expect_str(s_orig(s_cust, "7"), NULL);
+    //  Temporary key: the real key is set everywhere, the untracked edit stays.
+    s_expect_str(s_create(s_cust, "{\"name\":\"T\"}", &o), "{\"id\":-1}"); //  4
+    s_update(s_cust, "-1", "{\"age\":3}", true, &un);
+    s_apply(s_cust, "{\"id\":600,\"name\":\"T\"}", 4, false, "s6", true, -1, false);
+    s_expect_str(s_main(s_cust, "-1"), NULL);
+    s_expect_str(s_orig(s_cust, "-1"), NULL);
+    s_expect_str(s_main(s_cust, "600"), "s6|{\"id\":600,\"name\":\"T\",\"age\":3}");
+    s_expect_str(s_orig(s_cust, "600"), "0u|s6|{\"id\":600,\"name\":\"T\"}");
+    s_expect_str(s_pend(s_cust, "600"), NULL);
+    //  A delete in flight, then an untracked create of the key: the row stays; its baseline
+    //  says the server has none, so a rollback removes it.
+    s_seed(s_cust, "{\"id\":8,\"name\":\"B\"}", "c8");
+    s_delete(s_cust, "8", &o); //  5
+    free(s_create(s_cust, "{\"id\":8,\"name\":\"again\"}", &un));
+    s_apply(s_cust, "{\"id\":8}", 5, true, "", false, 0, false);
+    s_expect_str(s_main(s_cust, "8"), "|{\"id\":8,\"name\":\"again\"}");
+    s_expect_str(s_orig(s_cust, "8"), "1u||{\"id\":8}");
+    s_expect_str(s_hist("Svc"), "");
+    assert_int_equal(s_rollback(s_cust, "8"), 1);
+    s_expect_str(s_main(s_cust, "8"), NULL);
+    //  Without an untracked edit nothing changes: the answer lands in main (test_apply_plain).
+    es_buf_release(&val);
+    es_buf_release(&rec);
+    es_buf_release(&pk);
+}
+
+//  es_local_check_result: 1 for the change sent, 0 when it is gone, ES_EPROTO for another key.
+static void
+test_check_result(void **state)
+{
+    (void)state;
+    es_local_opts_t o = s_opts(true, true, true);
+    s_seed(s_cust, "{\"id\":7,\"name\":\"A\"}", "c7");
+    s_update(s_cust, "7", "{\"name\":\"B\"}", true, &o); //  1
+    es_err_t err = {0};
+    es_buf_t rec;
+    es_buf_init(&rec);
+    const char *j = "{\"id\":7,\"name\":\"B\"}";
+    assert_int_equal(es_record_from_json(s_cust, j, strlen(j), &rec, &err), 0);
+    es_local_result_t r = {
+        .object = s_cust, .row_id = 1, .checksum = "", .rec = rec.data, .rec_len = rec.len};
+    es_txn_t *txn = s_begin(false);
+    assert_int_equal(es_local_check_result(txn, "Svc", &r, &err), 1);
+    r.row_id = 2;
+    assert_int_equal(es_local_check_result(txn, "Svc", &r, &err), 0);
+    r.row_id = 1;
+    r.has_temp = true;
+    r.temp_value = -5;
+    assert_int_equal(es_local_check_result(txn, "Svc", &r, &err), -1);
+    assert_int_equal(err.code, ES_EPROTO);
+    assert_string_equal(err.what,
+                        "Customer: upload result for rowId 1 names a temporary key that was not "
+                        "sent");
+    es_txn_abort(&txn);
+    s_expect_str(s_hist("Svc"), "1 Customer 2 {\"id\":7} 'c7' {\"id\":7,\"name\":\"B\"}\n");
+    es_buf_release(&rec);
+}
+
+//  es_upcache: rows round-trip, truncated rows are refused, rowIds come out sorted.
+static void
+test_upcache_codec(void **state)
+{
+    (void)state;
+    const char body[] = "{\"records\":[{\"_metadata\":{\"rowId\":9}},{\"a\":1,\"_metadata\":"
+                        "{\"rowId\":3}}]}";
+    es_upcache_row_t row = {.kind = ES_UPCACHE_SERVICE,
+                            .request_id = "rid",
+                            .request_id_len = 3,
+                            .attempts = 7,
+                            .last_attempt = 0x0102030405060708ull,
+                            .url = "u://x",
+                            .url_len = 5,
+                            .body = body,
+                            .body_len = sizeof body - 1};
+    es_buf_t enc;
+    es_buf_init(&enc);
+    es_upcache_encode(&row, &enc);
+    es_upcache_row_t d;
+    es_err_t err = {0};
+    assert_int_equal(es_upcache_decode(&d, enc.data, enc.len, &err), 0);
+    assert_int_equal(d.kind, ES_UPCACHE_SERVICE);
+    assert_int_equal(d.request_id_len, 3);
+    assert_memory_equal(d.request_id, "rid", 3);
+    assert_int_equal(d.attempts, 7);
+    assert_true(d.last_attempt == 0x0102030405060708ull);
+    assert_int_equal(d.url_len, 5);
+    assert_memory_equal(d.url, "u://x", 5);
+    assert_int_equal(d.body_len, sizeof body - 1);
+    assert_memory_equal(d.body, body, sizeof body - 1);
+    //  Every prefix that cuts into the header or url is refused.
+    for (size_t n = 0; n < 2 + 3 + 16 + 5; n++)
+        assert_int_equal(es_upcache_decode(&d, enc.data, n, &err), -1);
+    assert_int_equal(err.code, ES_ESTORE);
+    uint64_t *ids;
+    size_t n;
+    assert_int_equal(es_upcache_row_ids(body, sizeof body - 1, &ids, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_true(ids[0] == 3 && ids[1] == 9);
+    assert_true(es_upcache_has_id(ids, n, 9) && !es_upcache_has_id(ids, n, 4));
+    free(ids);
+    static const struct {
+        const char *body, *what;
+    } bad[] = {
+        {"{\"records\":", "upload request body: "},
+        {"[]", "upload request body: records: expected an array"},
+        {"{\"records\":{}}", "upload request body: records: expected an array"},
+        {"{\"records\":[{}]}", "upload request body: records[0]._metadata.rowId: expected an "
+                               "integer >= 0"},
+        {"{\"records\":[{\"_metadata\":{\"rowId\":\"1\"}}]}",
+         "upload request body: records[0]._metadata.rowId: expected an integer >= 0"},
+        {"{\"records\":[{\"_metadata\":{\"rowId\":-1}}]}",
+         "upload request body: records[0]._metadata.rowId: expected an integer >= 0"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err = (es_err_t){0};
+        assert_int_equal(es_upcache_row_ids(bad[i].body, strlen(bad[i].body), &ids, &n, &err), -1);
+        assert_int_equal(err.code, ES_EPROTO);
+        assert_non_null(strstr(err.what, bad[i].what));
+        assert_null(ids);
+    }
+    es_buf_release(&enc);
+}
+
 int
 main(void)
 {
@@ -1449,6 +1739,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_apply_plain, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_apply_newer_edit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_apply_temp_key, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_cached, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_apply_untracked_edit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_check_result, s_setup, s_teardown),
+        cmocka_unit_test(test_upcache_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -312,6 +312,71 @@ test_big_document(void **state)
     free(doc);
 }
 
+//  Found by fuzz/fuzz_meta: a few MiB of '[' used to overflow the stack in yajl_tree_free()
+//  (one recursion per level). Nesting is now refused before the tree is built; brackets inside
+//  strings (escaped quotes included) do not count.
+static void
+test_deep_nesting(void **state)
+{
+    (void)state;
+    size_t depth = 2u << 20, n = 0;
+    char *doc = malloc(2 * depth + 64);
+    assert_non_null(doc);
+    n += (size_t)sprintf(doc, "{\"name\":\"S\",\"x\":");
+    memset(doc + n, '[', depth);
+    memset(doc + n + depth, ']', depth);
+    n += 2 * depth;
+    doc[n++] = '}';
+    es_err_t err;
+    assert_null(es_meta_new(doc, n, &err));
+    assert_int_equal(err.code, ES_EPROTO);
+    assert_string_equal(err.what, "metadata: nested deeper than 64 levels at byte 79");
+    free(doc);
+
+    //  64 levels pass the check (and then fail on content); '[' in strings is not nesting.
+    char ok[512];
+    n = (size_t)sprintf(ok, "{\"name\":\"S\\\"[[[[\",\"x\":");
+    for (int i = 0; i < 63; i++)
+        ok[n++] = '[';
+    for (int i = 0; i < 63; i++)
+        ok[n++] = ']';
+    ok[n++] = '}';
+    assert_null(es_meta_new(ok, n, &err));
+    assert_string_equal(err.what, "objects: missing");
+}
+
+//  Found by fuzz/fuzz_meta: 2 MiB of fields took 18 s (pairwise duplicate checks). At most
+//  ES_META_FIELDS_MAX fields and key columns: the largest accepted document parses at once.
+static void
+test_limits(void **state)
+{
+    (void)state;
+    for (int nf = ES_META_FIELDS_MAX; nf <= ES_META_FIELDS_MAX + 1; nf++) {
+        char *doc = malloc((size_t)nf * 64 + 128);
+        assert_non_null(doc);
+        size_t n = (size_t)sprintf(doc, "{\"name\":\"S\",\"objects\":[{\"name\":\"A\",\"key\":[");
+        for (int i = 0; i < nf; i++)
+            n += (size_t)sprintf(doc + n, "%s\"f%d\"", i ? "," : "", i);
+        n += (size_t)sprintf(doc + n, "],\"fields\":[");
+        for (int i = 0; i < nf; i++)
+            n += (size_t)sprintf(doc + n, "%s{\"name\":\"f%d\",\"datatype\":\"int\"}", i ? "," : "",
+                                 i);
+        n += (size_t)sprintf(doc + n, "]}]}");
+        es_err_t err;
+        es_meta_t *m = es_meta_new(doc, n, &err);
+        if (nf == ES_META_FIELDS_MAX) {
+            assert_non_null(m);
+            assert_int_equal(m->objects[0].nkey, ES_META_FIELDS_MAX);
+            assert_int_equal(m->objects[0].key[ES_META_FIELDS_MAX - 1], ES_META_FIELDS_MAX - 1);
+        } else {
+            assert_null(m);
+            assert_string_equal(err.what, "objects[0].fields: more than 4096 fields");
+        }
+        es_meta_destroy(&m);
+        free(doc);
+    }
+}
+
 int
 main(void)
 {
@@ -319,7 +384,8 @@ main(void)
         cmocka_unit_test(test_parse_valid),  cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_ftype_names),  cmocka_unit_test(test_bad_documents),
         cmocka_unit_test(test_every_prefix), cmocka_unit_test(test_nul_and_null),
-        cmocka_unit_test(test_big_document),
+        cmocka_unit_test(test_big_document), cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

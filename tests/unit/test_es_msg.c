@@ -33,6 +33,7 @@ static const tdef_t s_defs[] = {
     {ES_MSG_SETUP, "SETUP", "S", {"service"}},
     {ES_MSG_GET, "GET", "SSTTUT", {"service", "object", "pk", "filter", "limit", "after"}},
     {ES_MSG_STATS, "STATS", "S", {"entity"}},
+    {ES_MSG_HISTORY, "HISTORY", "SU", {"entity", "limit"}},
     {ES_MSG_LOCAL, "LOCAL", "KSSTTT", {"op", "service", "object", "pk", "record", "options"}},
     {ES_MSG_DOWNLOAD, "DOWNLOAD", "SLSST", {"session", "job", "service", "object", "options"}},
     {ES_MSG_UPLOAD, "UPLOAD", "SLSST", {"session", "job", "service", "object", "options"}},
@@ -115,6 +116,10 @@ s_fill(es_msg_t *m, es_msg_type_t type)
         break;
     case ES_MSG_STATS:
         strcpy(m->u.stats.entity, "orders");
+        break;
+    case ES_MSG_HISTORY:
+        strcpy(m->u.history.entity, "orders");
+        m->u.history.limit = 25;
         break;
     case ES_MSG_LOCAL:
         strcpy(m->u.local.op, "partialupdate");
@@ -229,6 +234,10 @@ s_assert_equal(const es_msg_t *a, const es_msg_t *b)
         break;
     case ES_MSG_STATS:
         assert_string_equal(a->u.stats.entity, b->u.stats.entity);
+        break;
+    case ES_MSG_HISTORY:
+        assert_string_equal(a->u.history.entity, b->u.history.entity);
+        assert_int_equal(a->u.history.limit, b->u.history.limit);
         break;
     case ES_MSG_LOCAL:
         assert_string_equal(a->u.local.op, b->u.local.op);

@@ -527,7 +527,7 @@ test_map_max(void **state)
     bulk_t b = {.records = 2000, .size = 10000};
     assert_int_equal(es_store_write(store, s_bulk, &b, &err), -1);
     assert_int_equal(err.code, ES_ESTORE);
-    assert_string_equal(err.what, "store: map full at 4 MiB; raise store.map_max");
+    assert_string_equal(err.what, "store: map full at 4 MiB; raise store.map_max_mb");
     assert_int_equal(b.runs, 3); //  1, 2, 4 MiB
     //  Nothing of it was committed, and the store still works.
     assert_int_equal(s_count(store, "main:Bulk"), 0);

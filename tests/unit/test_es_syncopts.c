@@ -230,6 +230,8 @@ static const case_t s_cases[] = {
      TAIL(",\"downloadRequestQueryParams\":{\"loc\":\"Paris\",\"n\":\"12.50\",\"i\":\"-3\"}"), ""},
     {S, "{\"uploadRequestQueryParams\":{\"a\":\"1\",\"a\":\"2\",\"b\":\"x y\"}}", 0,
      TAIL(",\"uploadRequestQueryParams\":{\"a\":\"2\",\"b\":\"x y\"}"), ""},
+    {O, "{\"downloadRequestQueryParams\":{\"c\":1,\"a\":\"1\",\"c\":2,\"b\":3,\"a\":4,\"c\":5}}", 0,
+     TAIL(",\"downloadRequestQueryParams\":{\"c\":\"5\",\"a\":\"4\",\"b\":\"3\"}"), ""},
     {O, "{\"downloadRequestQueryParams\":{}}", 0, DEF, ""},
     {O, "{\"downloadRequestQueryParams\":\"a=b\"}", 0, DEF,
      "downloadRequestQueryParams: a=b is not an object, ignored"},
@@ -665,6 +667,37 @@ test_app_then_service(void **state)
     es_syncopts_app_release(&a);
 }
 
+//  Found by fuzz/fuzz_syncopts: repeated-key checks were quadratic (60,000 query params took
+//  11 s). 30,000 params, every key twice: first position and last value kept, in input order.
+static void
+test_many_params(void **state)
+{
+    (void)state;
+    es_buf_t json;
+    es_buf_init(&json);
+    es_buf_puts(&json, "{\"uploadRequestQueryParams\":{");
+    for (int i = 0; i < 30000; i++)
+        es_buf_printf(&json, "%s\"k%d\":%d", i ? "," : "", i, i);
+    for (int i = 0; i < 30000; i++)
+        es_buf_printf(&json, ",\"k%d\":\"v%d\"", i, i);
+    es_buf_puts(&json, "}}");
+    es_syncopts_t o;
+    es_err_t err;
+    assert_int_equal(es_syncopts_parse(&o, json.data, json.len, ES_SYNCOPTS_OBJECT, s_obj_objects,
+                                       1, &err, NULL),
+                     0);
+    assert_int_equal(o.nupload_params, 30000);
+    for (size_t i = 0; i < o.nupload_params; i += 2999) {
+        char k[32], v[32];
+        snprintf(k, sizeof k, "k%zu", i);
+        snprintf(v, sizeof v, "v%zu", i);
+        assert_string_equal(o.upload_params[i].key, k);
+        assert_string_equal(o.upload_params[i].value, v);
+    }
+    es_syncopts_release(&o);
+    es_buf_release(&json);
+}
+
 int
 main(void)
 {
@@ -674,6 +707,7 @@ main(void)
         cmocka_unit_test(test_raw_input),
         cmocka_unit_test(test_app_table),
         cmocka_unit_test(test_app_then_service),
+        cmocka_unit_test(test_many_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
