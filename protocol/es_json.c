@@ -70,3 +70,19 @@ es_json_too_deep(const char *json, size_t len, size_t max, size_t *at)
     }
     return false;
 }
+
+const char *
+es_json_get_str(yajl_val v, const char *key)
+{
+    const char *path[] = {key, NULL};
+    yajl_val s = v ? yajl_tree_get(v, path, yajl_t_string) : NULL;
+    return s ? YAJL_GET_STRING(s) : NULL;
+}
+
+uint64_t
+es_json_get_count(yajl_val v, const char *key)
+{
+    const char *path[] = {key, NULL};
+    yajl_val n = v ? yajl_tree_get(v, path, yajl_t_number) : NULL;
+    return n && YAJL_IS_INTEGER(n) && YAJL_GET_INTEGER(n) > 0 ? (uint64_t)YAJL_GET_INTEGER(n) : 0;
+}

@@ -5,12 +5,18 @@
 #include "common/es_buf.h"
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <yajl/yajl_tree.h>
 
 //  Append v as compact JSON (numbers copied as their original text).
 void es_json_write(es_buf_t *out, yajl_val v);
 //  Append each element of array v, comma-separated, without brackets (nothing if not an array).
 void es_json_write_elements(es_buf_t *out, yajl_val v);
+
+//  Member key of object v as a string, or NULL (v NULL, no such member, or not a string).
+const char *es_json_get_str(yajl_val v, const char *key);
+//  Member key of object v as a positive integer count, or 0 (absent, not an integer, <= 0).
+uint64_t es_json_get_count(yajl_val v, const char *key);
 
 //  Deepest nesting accepted in a document from outside (responses, metadata, commands).
 #define ES_JSON_DEPTH_MAX 64

@@ -2,6 +2,7 @@
 //  into one normalised struct, and write that struct back as JSON for the actors.
 #include "protocol/es_syncopts.h"
 #include "common/es_mem.h"
+#include "protocol/es_json.h"
 #include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
@@ -185,26 +186,10 @@ s_parse_root(const char *json, size_t len, es_err_t *err, int *vmx_code)
         S_FAIL(VMX_INVALID_OPTIONS, "syncOptions: not a JSON object");
         return NULL;
     }
-    size_t depth = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = json[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > ES_SYNCOPTS_MAX_DEPTH) {
-                S_FAIL(VMX_INVALID_OPTIONS, "syncOptions: nested too deeply (max %d levels)",
-                       ES_SYNCOPTS_MAX_DEPTH);
-                return NULL;
-            }
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            depth--;
-        }
+    if (es_json_too_deep(json, len, ES_SYNCOPTS_MAX_DEPTH, NULL)) {
+        S_FAIL(VMX_INVALID_OPTIONS, "syncOptions: nested too deeply (max %d levels)",
+               ES_SYNCOPTS_MAX_DEPTH);
+        return NULL;
     }
     char *text = es_strndup(json, len);
     char errbuf[256];

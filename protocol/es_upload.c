@@ -580,26 +580,10 @@ s_object_entry(parse_t *p, yajl_val e, size_t ei)
 static int
 s_check_depth(const char *json, size_t len, es_err_t *err)
 {
-    size_t depth = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = json[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > DEPTH_MAX)
-                return es_err_set(err, ES_EPROTO,
-                                  "response: nested deeper than %d levels at byte %zu", DEPTH_MAX,
-                                  i);
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            depth--;
-        }
-    }
+    size_t at = 0;
+    if (es_json_too_deep(json, len, DEPTH_MAX, &at))
+        return es_err_set(err, ES_EPROTO, "response: nested deeper than %d levels at byte %zu",
+                          DEPTH_MAX, at);
     return 0;
 }
 

@@ -421,7 +421,7 @@ s_finish_session(orch_t *self, session_t *s)
         snprintf(extra, sizeof extra,
                  ",\"syncElapsedTime\":%lld,\"totalUploadedRecords\":%llu,"
                  "\"totalDownloadedRecords\":%llu",
-                 (long long)(es_now_ms() - s->start_mono_ms), (unsigned long long)s->uploaded,
+                 (long long)s->elapsed_ms, (unsigned long long)s->uploaded,
                  (unsigned long long)s->downloaded);
         s_event(self, s, "Sync", "Ended", s_entity_name(s), extra);
     }

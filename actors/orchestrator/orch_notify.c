@@ -53,7 +53,7 @@ static int
 s_setup(orch_notify_t *self, const char *sock, const char *usec, const char *pid, es_err_t *err)
 {
     if (usec) {
-        uint64_t us, who = 0;
+        uint64_t us = 0, who = 0; //  = 0: gcc -O2 cannot see s_parse_u64 sets it
         if (s_parse_u64("WATCHDOG_USEC", usec, &us, err))
             return -1;
         if (pid && s_parse_u64("WATCHDOG_PID", pid, &who, err))

@@ -486,14 +486,13 @@ s_result(const session_t *self, const char *level, const char *name, const char 
         es_buf_putc(out, '}');
     }
     if (self->get_stats) {
-        int64_t elapsed = es_now_ms() - self->start_mono_ms;
         es_buf_puts(out, ",\"syncStats\":{");
         s_str(out, "name", name);
         es_buf_printf(out,
                       ",\"startTime\":%lld,\"syncElapsedTime\":%lld,"
                       "\"numberOfRecordsSynced\":%llu,\"totalUploadedRecords\":%llu,"
                       "\"totalDownloadedRecords\":%llu,\"uploadStats\":[",
-                      (long long)self->start_epoch_ms, (long long)elapsed,
+                      (long long)self->start_epoch_ms, (long long)self->elapsed_ms,
                       (unsigned long long)(uploaded + downloaded), (unsigned long long)uploaded,
                       (unsigned long long)downloaded);
         s_filter_entries(&self->batches, service, "Upload", out);
@@ -586,6 +585,8 @@ orch_session_finish(session_t *self)
 {
     es_buf_t out;
     es_buf_init(&out);
+    //  One clock read: the Sync/Ended event must report exactly the stats' elapsed time.
+    self->elapsed_ms = es_now_ms() - self->start_mono_ms;
     if (self->code == 0 && self->cancelled) {
         self->code = 2478;
         free(self->what);

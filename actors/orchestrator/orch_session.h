@@ -42,6 +42,7 @@ typedef struct session {
     char *options;                 //  syncOptions JSON as given
     int64_t start_epoch_ms;        //  wall clock start
     int64_t start_mono_ms;         //  monotonic start (elapsed time)
+    int64_t elapsed_ms;            //  syncElapsedTime, read once at finish for event and result
     sobj_t *objs;                  //  objects in the plan
     size_t nobjs;                  //  count
     es_buf_t batches;              //  downloadStats entries, comma-separated JSON objects
@@ -105,6 +106,7 @@ void orch_session_fail_object(session_t *self, sobj_t *o, int32_t code, const ch
                               size_t len);
 //  Build the final success or failure object (SPEC 4.3/4.4; app level: successResponse and
 //  failureResponse per service, 2460 if any failed) into self->result; returns the code.
+//  Sets elapsed_ms, which the result's syncStats carry, for the Sync/Ended event to repeat.
 int32_t orch_session_finish(session_t *self);
 
 #endif

@@ -74,26 +74,10 @@ s_run(stats_history_t *self, const char *session, bool create)
     return r;
 }
 
-static const char *
-s_str(yajl_val v, const char *key)
-{
-    const char *path[] = {key, NULL};
-    yajl_val s = v ? yajl_tree_get(v, path, yajl_t_string) : NULL;
-    return s ? YAJL_GET_STRING(s) : NULL;
-}
-
-static uint64_t
-s_uint(yajl_val v, const char *key)
-{
-    const char *path[] = {key, NULL};
-    yajl_val n = v ? yajl_tree_get(v, path, yajl_t_number) : NULL;
-    return n && YAJL_IS_INTEGER(n) && YAJL_GET_INTEGER(n) > 0 ? (uint64_t)YAJL_GET_INTEGER(n) : 0;
-}
-
 void
 stats_history_event(stats_history_t *self, const char *session, yajl_val ev, int64_t now_ms)
 {
-    const char *phase = s_str(ev, "phase"), *state = s_str(ev, "state");
+    const char *phase = es_json_get_str(ev, "phase"), *state = es_json_get_str(ev, "state");
     if (!phase || !state || strlen(session) > ES_NAME_MAX)
         return;
     //  "Sync Ended" comes just before the result: nothing to learn from it.
@@ -114,7 +98,7 @@ stats_history_event(stats_history_t *self, const char *session, yajl_val ev, int
     bool up = strcmp(phase, "Upload") == 0, down = strcmp(phase, "Download") == 0;
     if (!up && !down)
         return;
-    uint64_t bytes = s_uint(ev, "batchBytes");
+    uint64_t bytes = es_json_get_count(ev, "batchBytes");
     if (up) {
         r->batches_up++;
         r->bytes_up += bytes;
@@ -122,7 +106,7 @@ stats_history_event(stats_history_t *self, const char *session, yajl_val ev, int
         r->batches_down++;
         r->bytes_down += bytes;
     }
-    r->retries += s_uint(ev, "batchRetries");
+    r->retries += es_json_get_count(ev, "batchRetries");
 }
 
 //  syncErrors entries of a result object (upload and download).
@@ -159,7 +143,7 @@ stats_history_finish(stats_history_t *self, const char *session, yajl_val row, i
     run_t *r = s_run(self, session, false);
     if (!r)
         r = &none;
-    const char *lv = s_str(row, "level"), *svc = s_str(row, "service"), *obj = s_str(row, "object");
+    const char *lv = es_json_get_str(row, "level"), *svc = es_json_get_str(row, "service"), *obj = es_json_get_str(row, "object");
     snprintf(level, 16, "%s", lv ? lv : "");
     const char *name = lv && strcmp(lv, "object") == 0    ? obj
                        : lv && strcmp(lv, "service") == 0 ? svc
@@ -173,7 +157,7 @@ stats_history_finish(stats_history_t *self, const char *session, yajl_val row, i
     es_buf_puts(out, ",\"level\":");
     es_buf_json_str(out, level, strlen(level));
     //  Options are stored as JSON text in the session row: embed them as JSON.
-    const char *opts = s_str(row, "options");
+    const char *opts = es_json_get_str(row, "options");
     yajl_val ov = opts ? yajl_tree_parse(opts, NULL, 0) : NULL;
     es_buf_puts(out, ",\"options\":");
     if (ov)
@@ -181,7 +165,7 @@ stats_history_finish(stats_history_t *self, const char *session, yajl_val row, i
     else
         es_buf_puts(out, "{}");
     yajl_tree_free(ov);
-    const char *message = code ? s_str(result, "message") : NULL;
+    const char *message = code ? es_json_get_str(result, "message") : NULL;
     es_buf_printf(out, ",\"result\":\"%s\",\"code\":%d",
                   code == 0      ? "ok"
                   : code == 2478 ? "cancelled"
@@ -203,7 +187,7 @@ stats_history_finish(stats_history_t *self, const char *session, yajl_val row, i
         ",\"batchesUploaded\":%" PRIu64 ",\"batchesDownloaded\":%" PRIu64 ",\"retries\":%" PRIu64
         ",\"errors\":%" PRIu64 ",\"start\":%" PRId64 ",\"end\":%" PRId64 ",\"durationMs\":%" PRId64
         ",\"phases\":{",
-        s_uint(row, "uploaded"), s_uint(row, "downloaded"), s_uint(row, "reconciled"), r->bytes_up,
+        es_json_get_count(row, "uploaded"), es_json_get_count(row, "downloaded"), es_json_get_count(row, "reconciled"), r->bytes_up,
         r->bytes_down, r->batches_up, r->batches_down, r->retries,
         s_errors(result) + (code ? 1 : 0), start, now_ms, now_ms > start ? now_ms - start : 0);
     //  A phase lasts from its first event to its last one (milliseconds of wall time).

@@ -48,22 +48,6 @@ s_epoch_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static const char *
-s_str(yajl_val v, const char *key)
-{
-    const char *path[] = {key, NULL};
-    yajl_val s = v ? yajl_tree_get(v, path, yajl_t_string) : NULL;
-    return s ? YAJL_GET_STRING(s) : NULL;
-}
-
-static double
-s_num(yajl_val v, const char *key)
-{
-    const char *path[] = {key, NULL};
-    yajl_val n = v ? yajl_tree_get(v, path, yajl_t_number) : NULL;
-    return n && YAJL_IS_INTEGER(n) && YAJL_GET_INTEGER(n) > 0 ? (double)YAJL_GET_INTEGER(n) : 0;
-}
-
 //  --- persistence ---------------------------------------------------------------------------
 
 typedef struct {
@@ -143,8 +127,8 @@ s_on_event(stats_t *self, const es_event_t *ev)
         return;
     }
     stats_history_event(self->history, ev->session, root, s_epoch_ms());
-    const char *phase = s_str(root, "phase"), *state = s_str(root, "state");
-    const char *svc = s_str(root, "objectService"), *obj = s_str(root, "object");
+    const char *phase = es_json_get_str(root, "phase"), *state = es_json_get_str(root, "state");
+    const char *svc = es_json_get_str(root, "objectService"), *obj = es_json_get_str(root, "object");
     const char *np[] = {"batchRecords", NULL};
     bool batch = yajl_tree_get(root, np, yajl_t_number) != NULL;
     if (phase && state && batch && strcmp(state, "Ended") == 0) {
@@ -152,12 +136,12 @@ s_on_event(stats_t *self, const es_event_t *ev)
         stats_metrics_labels(&self->labels, "service", svc ? svc : "", "object", obj ? obj : "",
                              NULL);
         stats_metrics_add(self->metrics, up ? SM_REC_UP : SM_REC_DOWN, self->labels.data,
-                          s_num(root, "batchRecords"));
+                          (double)es_json_get_count(root, "batchRecords"));
         stats_metrics_add(self->metrics, up ? SM_BYTES_UP : SM_BYTES_DOWN, self->labels.data,
-                          s_num(root, "batchBytes"));
+                          (double)es_json_get_count(root, "batchBytes"));
         stats_metrics_labels(&self->labels, "phase", up ? "upload" : "download", NULL);
         stats_metrics_observe(self->metrics, SM_BATCH_SECONDS, self->labels.data,
-                              s_num(root, "batchMs") / 1000.0);
+                              (double)es_json_get_count(root, "batchMs") / 1000.0);
     }
     self->dirty = true;
     yajl_tree_free(root);

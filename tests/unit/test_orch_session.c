@@ -886,6 +886,8 @@ test_finish_success(void **state)
     assert_int_equal(s_int_at(st, "startTime", NULL), 1700000000000);
     long long elapsed = s_int_at(st, "syncElapsedTime", NULL);
     assert_true(elapsed >= 1500 && elapsed < 60000);
+    //  The Sync/Ended event repeats this value; it must not read the clock again.
+    assert_int_equal(elapsed, s->elapsed_ms);
     assert_int_equal(s_int_at(st, "numberOfRecordsSynced", NULL), 507);
     assert_int_equal(s_int_at(st, "totalUploadedRecords", NULL), 0);
     assert_int_equal(s_int_at(st, "totalDownloadedRecords", NULL), 507);
