@@ -25,6 +25,7 @@ struct es_actor {
     int heartbeat_ms;     //  heartbeat period
     int64_t next_beat;    //  when the next heartbeat is due
     es_msg_in_t in;       //  receive buffer
+    es_log_limit_t bad;   //  malformed messages from the orchestrator's socket
 };
 
 int64_t
@@ -84,6 +85,7 @@ es_actor_t *
 es_actor_new(const char *kind, const es_actor_opts_t *opts, int heartbeat_ms, es_err_t *err)
 {
     es_actor_t *self = es_calloc(1, sizeof *self);
+    self->bad.what = "dropped malformed messages";
     self->sigfd = -1;
     self->heartbeat_ms = heartbeat_ms;
     self->parent = getppid();
@@ -187,7 +189,8 @@ s_drain(es_actor_t *self, es_actor_msg_fn *fn, void *ctx, es_err_t *err)
                 *err = rerr;
                 return -1;
             }
-            es_log_warn("dropped a malformed message: %s", rerr.what);
+            if (es_log_limit_allow(&self->bad, es_now_ms()))
+                es_log_warn("dropped a malformed message: %s", rerr.what);
             continue;
         }
         if (fn)
@@ -265,6 +268,7 @@ s_step(es_actor_t *self, es_http_t *http, zmq_pollitem_t *extra, int n, int time
         self->terminated = true;
     if (es_now_ms() >= self->next_beat)
         es_actor_beat(self);
+    (void)es_log_limit_flush(&self->bad, es_now_ms()); //  summary of a flood that ended
     return 0;
 }
 

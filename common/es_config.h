@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 typedef struct es_config es_config_t;
 
@@ -27,6 +28,11 @@ bool es_config_bool(const es_config_t *self, const char *key);
 //  "ipc://<data_dir>/events.sock" (data_dir made absolute). Caller frees.
 char *es_config_cmd_endpoint(const es_config_t *self);
 char *es_config_event_endpoint(const es_config_t *self);
+//  Parse a metrics.listen value "host:port" (IPv4, "[IPv6]", or "localhost"; port 0..65535)
+//  into sa. A host outside 127.0.0.0/8 and ::1 is refused unless allow_remote. -1 with err
+//  (ES_ECONFIG) "metrics.listen: ..." naming the value. es_config_load checks the option with it.
+int es_config_parse_listen(const char *listen, bool allow_remote, struct sockaddr_storage *sa,
+                           socklen_t *salen, es_err_t *err);
 //  Print every option: name, default, bounds, help (for --help-config and the default file).
 void es_config_help(FILE *out);
 

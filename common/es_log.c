@@ -72,3 +72,32 @@ ES_LOG_FN(es_log_error, ES_LOG_ERROR)
 ES_LOG_FN(es_log_warn, ES_LOG_WARN)
 ES_LOG_FN(es_log_info, ES_LOG_INFO)
 ES_LOG_FN(es_log_debug, ES_LOG_DEBUG)
+
+uint64_t
+es_log_limit_flush(es_log_limit_t *self, int64_t now_ms)
+{
+    if (!self->window_ms || now_ms - self->window_ms < ES_LOG_LIMIT_WINDOW_MS)
+        return 0;
+    uint64_t n = self->suppressed;
+    if (n)
+        es_log_warn("%s: %llu more in the last %d s (the first %u logged one by one)", self->what,
+                    (unsigned long long)n, ES_LOG_LIMIT_WINDOW_MS / 1000, self->logged);
+    self->window_ms = 0;
+    self->logged = 0;
+    self->suppressed = 0;
+    return n;
+}
+
+bool
+es_log_limit_allow(es_log_limit_t *self, int64_t now_ms)
+{
+    (void)es_log_limit_flush(self, now_ms);
+    if (!self->window_ms)
+        self->window_ms = now_ms ? now_ms : 1; //  0 means "no window open"
+    if (self->logged < ES_LOG_LIMIT_BURST) {
+        self->logged++;
+        return true;
+    }
+    self->suppressed++;
+    return false;
+}

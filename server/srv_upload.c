@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#define S_CACHE_PROGRESS 1 //  upc value state: being applied
+#define S_CACHE_PROGRESS 1 //  upc value state: being applied (older versions; now in memory)
 #define S_CACHE_DONE 2     //  upc value state: applied, answer stored
 
 typedef struct {
@@ -431,42 +431,87 @@ typedef struct {
     es_buf_t stored;       //  the stored answer on a hit
 } s_mark_t;
 
-static int
-s_cache_mark(es_txn_t *txn, void *vctx, es_err_t *err)
+//  Request ids being applied right now. An in-progress mark needs no durable commit of its
+//  own: after a crash nothing of its request was committed and the startup sweep would drop
+//  it anyway, so it lives in memory and saves one synchronous commit per upload. Taken and
+//  released under the lock; released only after the answer is committed, so a repeat sees
+//  either the mark or the stored answer, never neither.
+static pthread_mutex_t s_busy_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **s_busy;     //  ids in progress
+static size_t s_nbusy;    //  how many
+static size_t s_busy_cap; //  allocated slots
+
+static bool
+s_busy_has(const char *id)
 {
-    s_mark_t *m = vctx;
+    for (size_t i = 0; i < s_nbusy; i++)
+        if (strcmp(s_busy[i], id) == 0)
+            return true;
+    return false;
+}
+
+//  Look the id up in the stored answers (read transaction). Caller holds s_busy_lock.
+static int
+s_cache_lookup(srv_t *srv, s_mark_t *m, es_err_t *err)
+{
+    es_txn_t *txn = es_store_begin(srv_data_store(srv->data), false, err);
+    if (!txn)
+        return -1;
     const void *val;
     size_t vlen;
     uint64_t now = (uint64_t)time(NULL);
     m->state = S_CACHE_NEW;
     es_buf_reset(&m->stored);
     int rc = es_txn_get(txn, SRV_UPC_TABLE, m->id, strlen(m->id), &val, &vlen, err);
-    if (rc < 0)
-        return -1;
     if (rc == 1 && vlen >= 9) {
         const unsigned char *p = val;
-        uint64_t at = s_be64_get(p + 1);
-        if (now < at + SRV_CACHE_TTL_S) {
-            if (p[0] == S_CACHE_DONE) {
-                m->state = S_CACHE_HIT;
-                es_buf_append(&m->stored, p + 9, vlen - 9);
-                return 0;
-            }
-            m->state = S_CACHE_BUSY;
-            return 0;
+        //  Rows in progress (from a version that stored them) are stale: this process
+        //  is the only writer and its own marks are in memory.
+        if (p[0] == S_CACHE_DONE && now < s_be64_get(p + 1) + SRV_CACHE_TTL_S) {
+            m->state = S_CACHE_HIT;
+            es_buf_append(&m->stored, p + 9, vlen - 9);
         }
     }
-    unsigned char hdr[9];
-    hdr[0] = S_CACHE_PROGRESS;
-    s_be64_put(hdr + 1, now);
-    return es_txn_put(txn, SRV_UPC_TABLE, m->id, strlen(m->id), hdr, sizeof hdr, err);
+    es_txn_abort(&txn);
+    return rc < 0 ? -1 : 0;
 }
 
+//  Mark id in progress unless it is being applied (BUSY) or answered already (HIT).
 static int
-s_cache_unmark(es_txn_t *txn, void *vctx, es_err_t *err)
+s_cache_mark(srv_t *srv, s_mark_t *m, es_err_t *err)
 {
-    const char *id = vctx;
-    return es_txn_del(txn, SRV_UPC_TABLE, id, strlen(id), err) < 0 ? -1 : 0;
+    pthread_mutex_lock(&s_busy_lock);
+    int rc = 0;
+    if (s_busy_has(m->id)) {
+        m->state = S_CACHE_BUSY;
+    } else if ((rc = s_cache_lookup(srv, m, err)) == 0 && m->state == S_CACHE_NEW) {
+        if (s_nbusy == s_busy_cap) {
+            s_busy_cap = s_busy_cap ? s_busy_cap * 2 : 8;
+            s_busy = es_realloc(s_busy, s_busy_cap * sizeof *s_busy);
+        }
+        s_busy[s_nbusy++] = es_strdup(m->id);
+    }
+    pthread_mutex_unlock(&s_busy_lock);
+    return rc;
+}
+
+//  Drop the in-progress mark of id (after its answer is committed, or after a failure).
+static void
+s_cache_unmark(const char *id)
+{
+    pthread_mutex_lock(&s_busy_lock);
+    for (size_t i = 0; i < s_nbusy; i++)
+        if (strcmp(s_busy[i], id) == 0) {
+            free(s_busy[i]);
+            s_busy[i] = s_busy[--s_nbusy];
+            break;
+        }
+    if (s_nbusy == 0) {
+        free(s_busy);
+        s_busy = NULL;
+        s_busy_cap = 0;
+    }
+    pthread_mutex_unlock(&s_busy_lock);
 }
 
 typedef struct {
@@ -589,7 +634,7 @@ srv_upload(srv_t *srv, int obj, const char *cache_id, const char *body, size_t l
             goto done;
         }
         mark.id = cache_id;
-        if (es_store_write(srv_data_store(srv->data), s_cache_mark, &mark, &err)) {
+        if (s_cache_mark(srv, &mark, &err)) {
             srv_resp_error(resp, 500, 500, "store: %s", err.what);
             goto done;
         }
@@ -621,9 +666,6 @@ srv_upload(srv_t *srv, int obj, const char *cache_id, const char *body, size_t l
     if (es_store_write(srv_data_store(srv->data), s_apply_all, &u, &err)) {
         es_log_error("server: upload: %s", err.what);
         srv_resp_error(resp, 500, 500, "store: %s", err.what);
-        if (u.cache_id &&
-            es_store_write(srv_data_store(srv->data), s_cache_unmark, (void *)u.cache_id, &err))
-            es_log_error("server: upload cache: %s", err.what);
         goto done;
     }
     pthread_mutex_lock(&srv->stats->lock);
@@ -638,6 +680,8 @@ srv_upload(srv_t *srv, int obj, const char *cache_id, const char *body, size_t l
     es_buf_reset(&resp->body);
     es_buf_append(&resp->body, u.out.data, u.out.len);
 done:
+    if (u.cache_id)
+        s_cache_unmark(u.cache_id);
     if (u.builders)
         for (size_t i = 0; i < meta->nobjects; i++)
             es_record_builder_destroy(&u.builders[i]);

@@ -66,6 +66,8 @@ struct orch {
     setup_t setup;
     es_msg_in_t in;            //  receive buffer
     es_buf_t scratch;          //  event/reply text
+    es_log_limit_t cmd_bad;    //  malformed messages on the command socket (a peer can flood)
+    es_log_limit_t work_bad;   //  malformed messages on the work socket
 };
 
 //  --- sockets -------------------------------------------------------------------------------
@@ -754,9 +756,12 @@ s_on_work(orch_t *self)
         if (rc == 0)
             return;
         if (rc < 0) {
-            es_log_warn("work socket: dropped a malformed message: %s", err.what);
-            if (err.code == ES_ESYS)
+            if (err.code == ES_ESYS) {
+                es_log_warn("work socket: %s", err.what);
                 return;
+            }
+            if (es_log_limit_allow(&self->work_bad, es_now_ms()))
+                es_log_warn("work socket: dropped a malformed message: %s", err.what);
             continue;
         }
         const es_msg_t *m = &self->in.msg;
@@ -1753,9 +1758,12 @@ s_on_cmd(orch_t *self)
         if (rc == 0)
             return;
         if (rc < 0) {
-            es_log_warn("command socket: dropped a malformed message: %s", err.what);
-            if (err.code == ES_ESYS)
+            if (err.code == ES_ESYS) {
+                es_log_warn("command socket: %s", err.what);
                 return;
+            }
+            if (es_log_limit_allow(&self->cmd_bad, es_now_ms()))
+                es_log_warn("command socket: dropped a malformed message: %s", err.what);
             //  Tell the sender what was wrong when we know who it is.
             if (self->in.route_len)
                 s_reply(self, self->in.route, self->in.route_len, 0, ES_EPROTO, err.what, "");
@@ -1858,6 +1866,8 @@ orch_run(orch_t *self, es_err_t *err)
     while (!self->terminated) {
         s_on_work(self); //  heartbeats queued while the loop was busy count before judging
         orch_super_tick(self->super);
+        (void)es_log_limit_flush(&self->cmd_bad, es_now_ms()); //  summaries of quiet floods
+        (void)es_log_limit_flush(&self->work_bad, es_now_ms());
         size_t nactors, nready = orch_super_count_ready(self->super, &nactors);
         orch_notify_tick(self->notify, nready, nactors);
         s_dispatch(self);
@@ -1897,6 +1907,8 @@ orch_new(const es_config_t *config, const char *config_path, const char *bin_dir
     self->sigfd = -1;
     es_msg_in_init(&self->in);
     es_buf_init(&self->scratch);
+    self->cmd_bad.what = "command socket: dropped malformed messages";
+    self->work_bad.what = "work socket: dropped malformed messages";
     //  First: it unsets the systemd variables before any thread or child could read them.
     self->notify = orch_notify_new(err);
     if (!self->notify)

@@ -1,5 +1,6 @@
 //  stats_http - GET /metrics over libmicrohttpd in external-epoll mode.
 #include "actors/stats/stats_http.h"
+#include "common/es_config.h"
 #include "common/es_log.h"
 #include "common/es_mem.h"
 #include <arpa/inet.h>
@@ -22,54 +23,8 @@ int
 stats_http_parse_listen(const char *listen, bool allow_remote, struct sockaddr_storage *sa,
                         socklen_t *salen, es_err_t *err)
 {
-    memset(sa, 0, sizeof *sa);
-    char host[64];
-    const char *colon = strrchr(listen, ':');
-    const char *h = listen, *hend = colon;
-    if (!colon)
-        return es_err_set(err, ES_ECONFIG, "metrics.listen: expected host:port, got '%s'", listen);
-    if (*h == '[') {
-        if (hend == h || hend[-1] != ']')
-            return es_err_set(err, ES_ECONFIG, "metrics.listen: expected [IPv6]:port, got '%s'",
-                              listen);
-        h++;
-        hend--;
-    }
-    if ((size_t)(hend - h) >= sizeof host || hend == h)
-        return es_err_set(err, ES_ECONFIG, "metrics.listen: bad host in '%s'", listen);
-    memcpy(host, h, (size_t)(hend - h));
-    host[hend - h] = '\0';
-    char *end;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    if (errno || end == colon + 1 || *end || port < 0 || port > 65535)
-        return es_err_set(err, ES_ECONFIG, "metrics.listen: port must be 0..65535, got '%s'",
-                          colon + 1);
-    if (strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1");
-    struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
-    bool loopback;
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        *salen = sizeof *v4;
-        loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
-    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port);
-        *salen = sizeof *v6;
-        loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
-    } else {
-        return es_err_set(err, ES_ECONFIG, "metrics.listen: '%s' is not an IP address or localhost",
-                          host);
-    }
-    if (!loopback && !allow_remote)
-        return es_err_set(err, ES_ECONFIG,
-                          "metrics.listen: %s is not a loopback address (set "
-                          "metrics.allow_remote = true to expose metrics beyond this host)",
-                          host);
-    return 0;
+    //  One parser: edgesyncd checks the same value when it loads the configuration.
+    return es_config_parse_listen(listen, allow_remote, sa, salen, err);
 }
 
 static void

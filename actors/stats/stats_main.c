@@ -25,6 +25,8 @@
 #define FLUSH_MS 1000
 #define SNAPSHOT_KEY "stats.snapshot" //  "metrics" table: counters and histograms
 #define RUNS_KEY "stats.runs"         //  "metrics" table: figures of running sessions
+//  A metrics port that cannot be bound is tried again this often (no restart would free it).
+#define METRICS_RETRY_MS 30000
 
 typedef struct {
     es_config_t *config;      //  settings
@@ -34,7 +36,8 @@ typedef struct {
     es_msg_in_t in;           //  receive buffer
     stats_metrics_t *metrics; //  counters, histograms
     stats_history_t *history; //  running sessions' figures
-    stats_http_t *http;       //  /metrics, NULL when metrics.listen is empty
+    stats_http_t *http;       //  /metrics, NULL when metrics.listen is empty or not bound
+    int64_t http_retry_ms;    //  next bind attempt after a failure, 0 = none due
     bool dirty;               //  metrics changed since the last flush
     int64_t flushed_ms;       //  last flush
     es_buf_t labels;          //  scratch
@@ -420,6 +423,28 @@ s_render(void *ctx, es_buf_t *out)
 
 //  --- the process ---------------------------------------------------------------------------
 
+//  Bind metrics.listen (its syntax was checked when the configuration was loaded). A busy port
+//  leaves the actor up without metrics, trying again every METRICS_RETRY_MS, rather than exit
+//  and be restarted in a loop; the failure is logged once, the recovery too.
+static void
+s_metrics_open(stats_t *self)
+{
+    const char *listen = es_config_str(self->config, "metrics.listen");
+    es_err_t err;
+    self->http = stats_http_new(listen, es_config_bool(self->config, "metrics.allow_remote"),
+                                s_render, self, &err);
+    if (self->http) {
+        es_log_info("metrics on http://%s/metrics (port %u)", listen,
+                    (unsigned)stats_http_port(self->http));
+        self->http_retry_ms = 0;
+        return;
+    }
+    if (!self->http_retry_ms)
+        es_log_error("%s; no metrics served until it can be bound (retried every %d s)", err.what,
+                     METRICS_RETRY_MS / 1000);
+    self->http_retry_ms = es_now_ms() + METRICS_RETRY_MS;
+}
+
 static int
 s_run(stats_t *self, es_err_t *err)
 {
@@ -436,6 +461,8 @@ s_run(stats_t *self, es_err_t *err)
         s_drain_sub(self);
         if (self->http)
             stats_http_run(self->http);
+        else if (self->http_retry_ms && es_now_ms() >= self->http_retry_ms)
+            s_metrics_open(self); //  the heartbeat wakes the loop at least every interval
         if (self->dirty && es_now_ms() - self->flushed_ms >= FLUSH_MS) {
             es_err_t ferr;
             if (s_flush(self, NULL, NULL, &ferr))
@@ -489,15 +516,8 @@ main(int argc, char *argv[])
         es_err_set(&err, ES_ESYS, "subscribe %s: %s", ep, zmq_strerror(errno));
         goto done;
     }
-    const char *listen = es_config_str(self.config, "metrics.listen");
-    if (*listen) {
-        self.http = stats_http_new(listen, es_config_bool(self.config, "metrics.allow_remote"),
-                                   s_render, &self, &err);
-        if (!self.http)
-            goto done;
-        es_log_info("metrics on http://%s/metrics (port %u)", listen,
-                    (unsigned)stats_http_port(self.http));
-    }
+    if (*es_config_str(self.config, "metrics.listen"))
+        s_metrics_open(&self);
     //  HELLO last: the daemon counts this actor ready only once it serves.
     self.actor = es_actor_new("stats", &opts,
                               (int)es_config_int(self.config, "heartbeat.interval_ms"), &err);

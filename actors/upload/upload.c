@@ -29,6 +29,7 @@ typedef struct {
     es_buf_t body;                   //  exact body sent
     uint64_t last_rsn;               //  highest RSN in the batch (0 for a replay)
     size_t records;                  //  records in the body
+    bool cached;                     //  its upcache row is committed already
 } req_t;
 
 //  A successful record kept until the whole answer is parsed (applied in rowId order).
@@ -363,43 +364,49 @@ s_request_id(char *out, size_t size)
              r[14], r[15]);
 }
 
+//  Build the batch of the pending changes after RSN `after` into r, reading through txn.
+//  1 built, 0 none left, -1 with err.
+static int
+s_build_in(upload_t *self, es_txn_t *txn, uint64_t after, req_t *r, es_err_t *err)
+{
+    job_t *j = &self->job;
+    es_upload_body_reset(self->body);
+    batch_ctx_t b = {self, 0};
+    if (es_local_changes(txn, j->service, after, j->upto, (size_t)j->opts.upload_batch_size,
+                         s_in_scope, j, s_add_change, &b, err))
+        return -1;
+    size_t n = es_upload_body_count(self->body);
+    if (n == 0)
+        return 0;
+    //  hasMoreRecords per SPEC 3.4.1.
+    bool more = n == (size_t)j->opts.upload_batch_size && b.last_rsn != j->upto;
+    size_t len;
+    const char *body = es_upload_body_end(self->body, more, &len);
+    s_req_release(r);
+    es_buf_init(&r->body);
+    es_buf_append(&r->body, body, len);
+    r->url = es_sprintf("%s%s", j->endpoint, j->query);
+    r->last_rsn = b.last_rsn;
+    r->records = n;
+    if (j->meta->upload_cache) {
+        s_request_id(r->request_id, sizeof r->request_id);
+        snprintf(r->cache_key, sizeof r->cache_key, "%s", j->object[0] ? j->object : j->service);
+    }
+    return 1;
+}
+
 //  Build the next batch from the pending changes; false when there is none left.
 static bool
 s_build_batch(upload_t *self, es_err_t *err, bool *failed)
 {
     job_t *j = &self->job;
     *failed = false;
-    es_upload_body_reset(self->body);
-    batch_ctx_t b = {self, 0};
     es_txn_t *txn = es_store_begin(self->w.store, false, err);
-    int rc = txn ? es_local_changes(txn, j->service, j->after, j->upto,
-                                    (size_t)j->opts.upload_batch_size, s_in_scope, j, s_add_change,
-                                    &b, err)
-                 : -1;
+    int rc = txn ? s_build_in(self, txn, j->after, &j->req, err) : -1;
     es_txn_abort(&txn);
-    if (rc) {
+    if (rc < 0)
         *failed = true;
-        return false;
-    }
-    size_t n = es_upload_body_count(self->body);
-    if (n == 0)
-        return false;
-    //  hasMoreRecords per SPEC 3.4.1.
-    bool more = n == (size_t)j->opts.upload_batch_size && b.last_rsn != j->upto;
-    size_t len;
-    const char *body = es_upload_body_end(self->body, more, &len);
-    s_req_release(&j->req);
-    es_buf_init(&j->req.body);
-    es_buf_append(&j->req.body, body, len);
-    j->req.url = es_sprintf("%s%s", j->endpoint, j->query);
-    j->req.last_rsn = b.last_rsn;
-    j->req.records = n;
-    if (j->meta->upload_cache) {
-        s_request_id(j->req.request_id, sizeof j->req.request_id);
-        snprintf(j->req.cache_key, sizeof j->req.cache_key, "%s",
-                 j->object[0] ? j->object : j->service);
-    }
-    return true;
+    return rc == 1;
 }
 
 static int
@@ -423,7 +430,7 @@ s_send(upload_t *self)
     es_err_t err;
     self->w.retry_at = 0;
     es_buf_reset(&j->resp);
-    if (j->req.request_id[0] && j->attempt == 0 && !j->req.replay) {
+    if (j->req.request_id[0] && j->attempt == 0 && !j->req.replay && !j->req.cached) {
         cache_put_t c = {&j->req, j->object[0] ? CACHE_OBJECT : CACHE_SERVICE, 0};
         if (es_store_write(self->w.store, s_cache_put_fn, &c, &err)) {
             s_job_end(self, 2000, err.what);
@@ -611,6 +618,10 @@ typedef struct {
     bool failed_batch; //  a whole-batch failure: apply what matches, skip the rest
     uint32_t applied;  //  results applied
     uint32_t skipped;  //  results that did not match what was sent (failed_batch only)
+    bool chain;        //  build the next batch in the same transaction
+    int next_rc;       //  its s_build_in result (1 built, 0 none, -1 failed)
+    es_err_t next_err; //  why it failed (the answer is committed all the same)
+    req_t next;        //  the next batch, its upcache row written in the transaction
 } apply_t;
 
 static bool
@@ -654,8 +665,62 @@ s_apply_fn(es_txn_t *txn, void *ctx, es_err_t *err)
     if (j->req.cache_key[0] &&
         es_txn_del(txn, "upcache", j->req.cache_key, strlen(j->req.cache_key), err) < 0)
         return -1;
+    //  The next batch, read after this answer's changes, and its upcache row go into the same
+    //  commit: the row is durable before that request leaves, one synchronous commit a batch
+    //  instead of two. A batch that cannot be built leaves the answer to commit alone.
+    if (a->chain) {
+        uint64_t after = j->req.replay ? j->after : j->req.last_rsn;
+        a->next_rc = s_build_in(a->self, txn, after, &a->next, &a->next_err);
+        if (a->next_rc == 1 && a->next.request_id[0]) {
+            cache_put_t c = {&a->next, j->object[0] ? CACHE_OBJECT : CACHE_SERVICE, 0};
+            if (s_cache_put_fn(txn, &c, err))
+                return -1;
+            a->next.cached = true;
+        }
+    }
     s_crash_point("mid_apply"); //  everything written, nothing committed
     return 0;
+}
+
+//  Whether the next batch may be built inside the apply: no cached request is left to replay
+//  first, and the job goes on.
+static bool
+s_can_chain(const job_t *j)
+{
+    return !j->cancelled && j->next_replay >= j->nreplay;
+}
+
+//  After an answer is committed: send the batch built in its transaction, or end the job when
+//  there was none, or go the ordinary way (s_next) when none was built.
+static void
+s_continue(upload_t *self, apply_t *ap)
+{
+    job_t *j = &self->job;
+    if (!ap->chain) {
+        s_next(self);
+        return;
+    }
+    j->attempt = 0;
+    if (ap->next_rc < 0) {
+        s_req_release(&ap->next);
+        s_job_end(self, 2000, ap->next_err.what);
+        return;
+    }
+    if (ap->next_rc == 0) {
+        s_req_release(&ap->next);
+        if (j->failed_batches && !j->ok_batches)
+            s_job_end(self, 2038, "every upload batch was rejected by the server");
+        else
+            s_job_end(self, 0, NULL);
+        return;
+    }
+    s_req_release(&j->req);
+    j->req = ap->next; //  takes its url and body
+    memset(&ap->next, 0, sizeof ap->next);
+    j->t_start = es_now_ms();
+    j->batch++;
+    s_progress(self, "Started", (uint32_t)j->req.records, 0, 0, 0, false);
+    s_send(self);
 }
 
 //  Give up on the request: keep its cache row only where the server may still apply or have
@@ -768,9 +833,10 @@ s_on_done(void *ctx, const es_http_result_t *r)
         //  would be duplicated. The other changes stay pending; go on with the next batch.
         if (ans.n)
             qsort(ans.results, ans.n, sizeof *ans.results, s_by_row_id);
-        apply_t ap = {self, &ans, true, 0, 0};
+        apply_t ap = {.self = self, .answer = &ans, .failed_batch = true, .chain = s_can_chain(j)};
         es_actor_beat(self->w.actor);
         if (es_store_write(self->w.store, s_apply_fn, &ap, &err)) {
+            s_req_release(&ap.next);
             s_answer_release(&ans);
             s_fail(self, 2000, true, err.what);
             return;
@@ -792,7 +858,7 @@ s_on_done(void *ctx, const es_http_result_t *r)
         if (!j->req.replay)
             j->after = j->req.last_rsn;
         s_progress(self, "Ended", ap.applied, t_done - j->t_start, t_done - j->t_sent, 0, false);
-        s_next(self);
+        s_continue(self, &ap);
         return;
     }
     if (ans.missing_row_id) {
@@ -806,9 +872,10 @@ s_on_done(void *ctx, const es_http_result_t *r)
     }
     if (ans.n)
         qsort(ans.results, ans.n, sizeof *ans.results, s_by_row_id);
-    apply_t ap = {self, &ans, false, 0, 0};
+    apply_t ap = {.self = self, .answer = &ans, .chain = s_can_chain(j)};
     es_actor_beat(self->w.actor);
     if (es_store_write(self->w.store, s_apply_fn, &ap, &err)) {
+        s_req_release(&ap.next);
         s_answer_release(&ans);
         //  An answer that does not match what was sent is refused whole (nothing applied).
         s_fail(self, err.code == ES_EPROTO ? 2473 : 2000, true, err.what);
@@ -825,7 +892,7 @@ s_on_done(void *ctx, const es_http_result_t *r)
     j->ok_batches++;
     s_progress(self, "Ended", accepted, j->t_sent - j->t_start, t_parsed - j->t_sent,
                t_committed - t_parsed, false);
-    s_next(self);
+    s_continue(self, &ap);
 }
 
 //  --- jobs ------------------------------------------------------------------------------------

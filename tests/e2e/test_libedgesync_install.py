@@ -44,8 +44,13 @@ try:
                        env=penv)
     check(p.stdout.strip() == "0.1.0", f"pkg-config version: {p.stdout}")
     exe = os.path.join(prefix, "sync_example")
-    # Exactly the README's command; the source tree is not on the include path.
-    p = subprocess.run(f"cc -Wall -Wextra -Werror -o {exe} "
+    # Exactly the README's command; the source tree is not on the include path. A sanitizer
+    # build's library needs its runtime linked into the program too.
+    cache = os.path.join(os.path.dirname(os.path.abspath(bindir)), "CMakeCache.txt")
+    san = ""
+    if os.path.exists(cache) and "ES_SANITIZE:BOOL=ON" in open(cache).read():
+        san = "-fsanitize=address,undefined "
+    p = subprocess.run(f"cc {san}-Wall -Wextra -Werror -o {exe} "
                        f"{os.path.join(clientdir, 'example', 'sync_example.c')} "
                        "$(pkg-config --cflags --libs edgesync)", shell=True,
                        capture_output=True, text=True, env=penv)

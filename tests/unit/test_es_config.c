@@ -532,6 +532,62 @@ test_help(void **state)
     free(text);
 }
 
+//  metrics.listen is checked at load (edgesyncd refuses to start), not only when es-stats binds
+//  it: syntax, port range, loopback unless metrics.allow_remote (which may come after it).
+static void
+test_metrics_listen(void **state)
+{
+    const fixture_t *f = *state;
+    static const char *good[] = {"127.0.0.1:9469", "localhost:0", "[::1]:65535", "127.9.9.9:1"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char *text = es_sprintf("metrics.listen = %s\n", good[i]);
+        es_config_t *cfg;
+        es_err_t err;
+        assert_int_equal(s_load(f, text, &cfg, &err), 0);
+        assert_string_equal(es_config_str(cfg, "metrics.listen"), good[i]);
+        es_config_destroy(&cfg);
+        free(text);
+    }
+    static const struct {
+        const char *value, *tail;
+    } bad[] = {
+        {"9469", ": metrics.listen: expected host:port, got '9469'"},
+        {"127.0.0.1:", ": metrics.listen: port must be 0..65535, got ''"},
+        {"127.0.0.1:65536", ": metrics.listen: port must be 0..65535, got '65536'"},
+        {"127.0.0.1:-1", ": metrics.listen: port must be 0..65535, got '-1'"},
+        {"127.0.0.1:80x", ": metrics.listen: port must be 0..65535, got '80x'"},
+        {":9469", ": metrics.listen: bad host in ':9469'"},
+        {"[::1:9469", ": metrics.listen: expected [IPv6]:port, got '[::1:9469'"},
+        {"metrics.example:9469", ": metrics.listen: 'metrics.example' is not an IP address or "
+                                 "localhost"},
+        {"0.0.0.0:9469", ": metrics.listen: 0.0.0.0 is not a loopback address (set "
+                         "metrics.allow_remote = true to expose metrics beyond this host)"},
+        {"[::]:9469", ": metrics.listen: :: is not a loopback address (set "
+                      "metrics.allow_remote = true to expose metrics beyond this host)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *text = es_sprintf("metrics.listen = %s\n", bad[i].value);
+        s_expect_load_error(f, text, bad[i].tail);
+        free(text);
+    }
+    //  allow_remote, before or after the address, lets a non-loopback address through.
+    static const char *remote[] = {"metrics.listen = 0.0.0.0:9469\nmetrics.allow_remote = true\n",
+                                   "metrics.allow_remote = true\nmetrics.listen = [::]:1\n"};
+    for (size_t i = 0; i < 2; i++) {
+        es_config_t *cfg;
+        es_err_t err;
+        assert_int_equal(s_load(f, remote[i], &cfg, &err), 0);
+        es_config_destroy(&cfg);
+    }
+    //  Syntax errors are errors whatever allow_remote says; empty is off, never an error.
+    s_expect_load_error(f, "metrics.allow_remote = true\nmetrics.listen = 0.0.0.0:99999\n",
+                        ": metrics.listen: port must be 0..65535, got '99999'");
+    es_config_t *cfg;
+    es_err_t err;
+    assert_int_equal(s_load(f, "metrics.listen = \"\"\n", &cfg, &err), 0);
+    es_config_destroy(&cfg);
+}
+
 int
 main(void)
 {
@@ -544,6 +600,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_load_long_lines, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_load_missing_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_tls_options, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_listen, s_setup, s_teardown),
         cmocka_unit_test(test_endpoints),
         cmocka_unit_test_setup_teardown(test_help, s_setup, s_teardown),
     };
