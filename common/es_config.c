@@ -206,9 +206,8 @@ s_check(const es_config_t *self, const char *path, es_err_t *err)
     const char *listen = es_config_str(self, "metrics.listen");
     struct sockaddr_storage sa;
     socklen_t salen;
-    if (*listen &&
-        es_config_parse_listen(listen, es_config_bool(self, "metrics.allow_remote"), &sa, &salen,
-                               err))
+    if (*listen && es_config_parse_listen(listen, es_config_bool(self, "metrics.allow_remote"), &sa,
+                                          &salen, err))
         return es_err_prefix(err, "%s", path);
     return 0;
 }

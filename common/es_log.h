@@ -27,10 +27,10 @@ void es_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define ES_LOG_LIMIT_BURST 10
 #define ES_LOG_LIMIT_WINDOW_MS 10000
 typedef struct {
-    const char *what;     //  e.g. "command socket: dropped malformed messages"
-    int64_t window_ms;    //  start of the current window, 0 = none open
-    uint32_t logged;      //  lines the caller logged in this window
-    uint64_t suppressed;  //  occurrences counted but not logged in this window
+    const char *what;    //  e.g. "command socket: dropped malformed messages"
+    int64_t window_ms;   //  start of the current window, 0 = none open
+    uint32_t logged;     //  lines the caller logged in this window
+    uint64_t suppressed; //  occurrences counted but not logged in this window
 } es_log_limit_t;
 
 //  One occurrence at now_ms (monotonic): true if the caller should log it, false if it was

@@ -11,12 +11,12 @@ import signal
 import sys
 import time
 
-from eslib import Env, Sync, actors, check, finish, same_records, served
+from eslib import QUICK, Env, Sync, actors, check, finish, same_records, served
 
 bindir, kind = sys.argv[1], sys.argv[2]
 SVC = "SampleSvc"
 OBJS = ["Customer", "Product", "OrderLine"]
-KILLS = 20
+KILLS = 6 if QUICK else 20
 BATCH = 100
 seed = {"download": 101, "upload": 202, "reconcile": 303, "stats": 404, "daemon": 505}[kind]
 rng = random.Random(seed)
