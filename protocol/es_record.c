@@ -474,6 +474,42 @@ es_record_get(const void *rec, size_t len, const char *name, es_value_t *out)
     return 0;
 }
 
+void
+es_record_put_int(es_buf_t *out, int64_t v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    //  Negate as unsigned: INT64_MIN has no positive int64.
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    es_buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+int
+es_record_check(const void *rec, size_t len, es_err_t *err)
+{
+    reader_t r = {rec, (const uint8_t *)rec + len};
+    uint64_t n;
+    if (!rec || s_read_map(&r, &n))
+        return es_err_set(err, ES_EPROTO, "record: not a MessagePack map");
+    for (uint64_t i = 0; i < n; i++) {
+        const char *k;
+        size_t klen;
+        es_value_t v;
+        if (s_read_key(&r, &k, &klen) || s_read_value(&r, &v))
+            return es_err_set(err, ES_EPROTO, "record: malformed entry %llu at byte %zu",
+                              (unsigned long long)i, (size_t)(r.p - (const uint8_t *)rec));
+    }
+    if (r.p != r.end)
+        return es_err_set(err, ES_EPROTO, "record: %zu trailing bytes", (size_t)(r.end - r.p));
+    return 0;
+}
+
 //  Shortest of %.15g / %.17g that reads back as the same double; non-finite -> null.
 static void
 s_put_double(es_buf_t *out, double d)
@@ -521,7 +557,7 @@ es_record_to_json(const void *rec, size_t len, es_buf_t *out, es_err_t *err)
             es_buf_puts(out, v.u.b ? "true" : "false");
             break;
         case ES_V_INT:
-            es_buf_printf(out, "%lld", (long long)v.u.i);
+            es_record_put_int(out, v.u.i);
             break;
         case ES_V_DOUBLE:
             s_put_double(out, v.u.d);

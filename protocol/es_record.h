@@ -30,6 +30,10 @@ int es_record_from_json(const es_meta_object_t *obj, const char *json, size_t le
                         es_err_t *err);
 //  Append the record as a JSON object text to out. -1 with err if rec is not a valid record map.
 int es_record_to_json(const void *rec, size_t len, es_buf_t *out, es_err_t *err);
+//  Whether rec is a valid record map: the checks of es_record_to_json, same errors, no output.
+int es_record_check(const void *rec, size_t len, es_err_t *err);
+//  Append v in decimal (what "%lld" prints, without printf's cost: a few per record).
+void es_record_put_int(es_buf_t *out, int64_t v);
 //  Look up column name in rec. 1 found (out set, strings point into rec), 0 absent, -1 malformed.
 int es_record_get(const void *rec, size_t len, const char *name, es_value_t *out);
 

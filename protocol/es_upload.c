@@ -42,7 +42,7 @@ s_put_value(es_buf_t *out, const es_value_t *v)
         es_buf_puts(out, v->u.b ? "true" : "false");
         break;
     case ES_V_INT:
-        es_buf_printf(out, "%lld", (long long)v->u.i);
+        es_record_put_int(out, v->u.i);
         break;
     case ES_V_DOUBLE:
         if (!isfinite(v->u.d))
@@ -62,7 +62,6 @@ s_put_value(es_buf_t *out, const es_value_t *v)
 struct es_upload_body {
     es_buf_t records;              //  the records, comma-separated, without brackets
     es_buf_t out;                  //  the whole body, built by end
-    es_buf_t scratch;              //  validation output of es_record_to_json (discarded)
     size_t count;                  //  records added
     const es_meta_object_t **objs; //  distinct objects added (for totalObjects)
     size_t nobjs;                  //  entries used in objs
@@ -75,7 +74,6 @@ es_upload_body_new(void)
     es_upload_body_t *self = es_calloc(1, sizeof *self);
     es_buf_init(&self->records);
     es_buf_init(&self->out);
-    es_buf_init(&self->scratch);
     return self;
 }
 
@@ -87,7 +85,6 @@ es_upload_body_destroy(es_upload_body_t **self_p)
     es_upload_body_t *self = *self_p;
     es_buf_release(&self->records);
     es_buf_release(&self->out);
-    es_buf_release(&self->scratch);
     free(self->objs);
     free(self);
     *self_p = NULL;
@@ -141,9 +138,8 @@ es_upload_body_add(es_upload_body_t *self, const es_meta_object_t *obj, const ch
         return es_err_set(err, ES_EINVAL, "%s: checksum of %zu bytes without data", obj->name,
                           checksum_len);
     //  es_record_get stops at the column it finds; a full pass first proves the whole map sound.
-    es_buf_reset(&self->scratch);
     es_err_t e;
-    if (es_record_to_json(rec, rec_len, &self->scratch, &e))
+    if (es_record_check(rec, rec_len, &e))
         return es_err_set(err, ES_EINVAL, "%s: %s", obj->name, e.what);
     for (size_t i = 0; i < obj->nkey; i++) {
         es_value_t v;

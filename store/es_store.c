@@ -825,5 +825,8 @@ es_store_table(es_buf_t *out, const char *prefix, const char *object)
 {
     assert(out && prefix && object);
     es_buf_reset(out);
-    es_buf_printf(out, "%s:%s", prefix, object);
+    //  Not es_buf_printf: this runs several times per record applied.
+    es_buf_puts(out, prefix);
+    es_buf_putc(out, ':');
+    es_buf_puts(out, object);
 }

@@ -573,6 +573,11 @@ test_malformed_records(void **state)
         assert_int_equal(err.code, ES_EPROTO);
         assert_string_equal(out.data, "keep");
         assert_memory_equal(err.what, "record: ", 8);
+        //  The check without output fails the same way, with the same text.
+        es_err_t cerr;
+        assert_int_equal(es_record_check(rec.data, n, &cerr), -1);
+        assert_int_equal(cerr.code, ES_EPROTO);
+        assert_string_equal(cerr.what, err.what);
         es_value_t v;
         //  Lookup of a column past the cut fails; "id" comes first so is found once complete.
         int rc = es_record_get(rec.data, n, "note", &v);
@@ -584,8 +589,11 @@ test_malformed_records(void **state)
     assert_int_equal(es_record_to_json(rec.data, 1, &out, &err), -1);
     assert_string_equal(err.what, "record: malformed entry 0 at byte 1");
 
+    assert_int_equal(es_record_check(rec.data, rec.len, &err), 0);
     //  Trailing bytes.
     es_buf_append(&rec, "\xc0", 1);
+    assert_int_equal(es_record_check(rec.data, rec.len, &err), -1);
+    assert_string_equal(err.what, "record: 1 trailing bytes");
     assert_int_equal(es_record_to_json(rec.data, rec.len, &out, &err), -1);
     assert_string_equal(err.what, "record: 1 trailing bytes");
     assert_int_equal(out.len, 0);
@@ -613,6 +621,9 @@ test_malformed_records(void **state)
         assert_int_equal(err.code, ES_EPROTO);
         if (strcmp(err.what, bad[i].what) != 0)
             fail_msg("bad record %zu: got '%s', want '%s'", i, err.what, bad[i].what);
+        assert_int_equal(es_record_check(bad[i].bytes, bad[i].len, &err), -1);
+        assert_int_equal(err.code, ES_EPROTO);
+        assert_string_equal(err.what, bad[i].what);
         es_value_t v;
         assert_int_equal(es_record_get(bad[i].bytes, bad[i].len, "zz", &v), -1);
     }
