@@ -409,12 +409,27 @@ s_build_batch(upload_t *self, es_err_t *err, bool *failed)
     return rc == 1;
 }
 
+//  An answer echoes the records sent, with the server's columns added: one many times larger
+//  than its request is hostile or broken. Bounding it here keeps the actor's memory bounded
+//  (the answer is held whole for parsing) whatever http.max_response_mb allows for downloads.
+#define ANSWER_MIN_LIMIT (4u << 20)
+#define ANSWER_PER_REQUEST_BYTE 16u
+
 static int
 s_on_data(void *ctx, const char *data, size_t len, es_err_t *err)
 {
     upload_t *self = ctx;
-    (void)err;
-    es_buf_append(&self->job.resp, data, len);
+    job_t *j = &self->job;
+    size_t limit = j->req.body.len * ANSWER_PER_REQUEST_BYTE;
+    if (limit < ANSWER_MIN_LIMIT)
+        limit = ANSWER_MIN_LIMIT;
+    if (len > limit - j->resp.len || j->resp.len > limit)
+        return es_err_set(err, ES_EPROTO,
+                          "%s: upload answer larger than %zu bytes (%u times its %zu-byte "
+                          "request, at least %u MiB): refused",
+                          j->req.url, limit, ANSWER_PER_REQUEST_BYTE, j->req.body.len,
+                          ANSWER_MIN_LIMIT >> 20);
+    es_buf_append(&j->resp, data, len);
     return 0;
 }
 

@@ -343,7 +343,7 @@ try:
                                                           {"text": "}"}]}, ("nested",)),
             ("upload: 1 GB", {"parts": [{"text": '{"opstatus":0,"objects":[{"name":"'},
                                         {"text": "u" * 1024, "times": 1 << 20},
-                                        {"text": '"}]}'}]}, ("larger than",))]:
+                                        {"text": '"}]}'}]}, ("upload answer larger than",))]:
         up_case(name, edit, words=words, may_succeed=bool(ok))
 
     # --- memory: the peak of every actor stays small after all of that ------------------------
