@@ -16,6 +16,10 @@ import urllib.request
 # acknowledgements) then run fewer rounds; the normal pass runs them in full.
 QUICK = os.environ.get("ES_E2E_QUICK") == "1"
 
+# Environment for zmq_poke, a test tool: in the sanitizer build, libzmq itself sometimes leaks a
+# handshake buffer when a peer of an incompatible socket type is refused; that is not our code.
+POKE_ENV = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
+
 PASSED = 0
 FAILED = 0
 

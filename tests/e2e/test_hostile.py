@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.request
 
-from eslib import Env, actors, check, finish, same_records, served
+from eslib import POKE_ENV, Env, actors, check, finish, same_records, served
 
 bindir = sys.argv[1]
 SVC = "SampleSvc"
@@ -366,7 +366,7 @@ try:
                       (f"ipc://{data}/events.sock", ["xsub", "sub", "raw"])]:
         for k in kinds:
             n = 10000 if k in ("dealer", "xsub", "sub") else 300 if k == "raw" else 20
-            p = subprocess.run([poke, ep, k, str(n), "5"], capture_output=True, text=True,
+            p = subprocess.run([poke, ep, k, str(n), "5"], env=POKE_ENV, capture_output=True, text=True,
                                timeout=120)
             check(p.returncode == 0, f"zmq_poke {ep} {k}: {p.returncode} {p.stderr[-300:]}")
             check(env.daemon.poll() is None, f"daemon alive after {k} on {ep}")
@@ -375,7 +375,7 @@ try:
     rss1 = proc_kb(env.daemon.pid, "VmRSS")
     # The same again: buffers that the first round grew are reused, nothing accumulates.
     for ep in (f"ipc://{data}/cmd.sock", f"ipc://{data}/work.sock"):
-        p = subprocess.run([poke, ep, "dealer", "10000", "6"], capture_output=True, text=True,
+        p = subprocess.run([poke, ep, "dealer", "10000", "6"], env=POKE_ENV, capture_output=True, text=True,
                            timeout=120)
         check(p.returncode == 0, f"zmq_poke {ep} again: {p.stderr[-300:]}")
     time.sleep(1.5)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from eslib import Env, actors, check, finish
+from eslib import POKE_ENV, Env, actors, check, finish
 
 bindir = sys.argv[1]
 BURST, WINDOW_S = 10, 10
@@ -22,7 +22,7 @@ try:
     t0 = time.time()
     for sock in ("cmd", "work"):
         p = subprocess.run([os.path.join(bindir, "zmq_poke"), f"ipc://{data}/{sock}.sock",
-                            "dealer", str(N), "9"], capture_output=True, text=True, timeout=300)
+                            "dealer", str(N), "9"], env=POKE_ENV, capture_output=True, text=True, timeout=300)
         check(p.returncode == 0 and f"sent {N}" in p.stdout,
               f"zmq_poke {sock}: {p.returncode} {p.stdout[-200:]} {p.stderr[-200:]}")
     # The daemon has read them all once a status query (queued behind them) is answered.
