@@ -7,6 +7,7 @@
 #include "common/es_curve.h"
 #include "common/es_err.h"
 #include "common/es_mem.h"
+#include "protocol/es_json.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -532,14 +533,6 @@ s_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char *
-s_str(yajl_val root, const char *key)
-{
-    const char *path[] = {key, NULL};
-    yajl_val v = yajl_tree_get(root, path, yajl_t_string);
-    return v ? v->u.string : NULL;
-}
-
 static bool
 s_uint(yajl_val root, const char *key, uint64_t *out)
 {
@@ -660,13 +653,13 @@ s_on_progress(void *ctx, const char *json)
     int64_t now = s_now_ms();
     if (!self->start_ms)
         self->start_ms = now;
-    const char *session = s_str(root, "session"), *phase = s_str(root, "phase"),
-               *state = s_str(root, "state"), *name = s_str(root, "name");
+    const char *session = es_json_get_str(root, "session"), *phase = es_json_get_str(root, "phase"),
+               *state = es_json_get_str(root, "state"), *name = es_json_get_str(root, "name");
     //  Object events name the object in "object" (at service level "name" is the service).
-    const char *object = s_str(root, "object");
+    const char *object = es_json_get_str(root, "object");
     if (object && !(phase && strcmp(phase, "Sync") == 0))
         name = object;
-    const char *service = s_str(root, "objectService");
+    const char *service = es_json_get_str(root, "objectService");
     if (session)
         snprintf(self->session, sizeof self->session, "%s", session);
     bool force = false;

@@ -212,14 +212,6 @@ orch_session_to_json(const session_t *self, es_buf_t *out)
     es_buf_putc(out, '}');
 }
 
-static const char *
-s_get_str(yajl_val root, const char *key)
-{
-    const char *path[] = {key, NULL};
-    yajl_val v = yajl_tree_get(root, path, yajl_t_string);
-    return v ? YAJL_GET_STRING(v) : NULL;
-}
-
 static long long
 s_get_int(yajl_val root, const char *key)
 {
@@ -240,7 +232,7 @@ s_fragment(es_buf_t *out, yajl_val root, const char *key)
 static const char *
 s_get_name(yajl_val root, const char *key, size_t max)
 {
-    const char *v = s_get_str(root, key);
+    const char *v = es_json_get_str(root, key);
     return v && strlen(v) <= max ? v : NULL;
 }
 
@@ -260,13 +252,13 @@ s_object_from_json(session_t *self, yajl_val o)
 {
     const char *osvc = s_get_name(o, "service", ES_NAME_MAX);
     const char *oname = s_get_name(o, "name", ES_NAME_MAX);
-    const char *ostate = s_get_str(o, "state");
+    const char *ostate = es_json_get_str(o, "state");
     int state = ostate ? s_state_parse(ostate) : -1;
     if (!osvc || !oname || state < 0)
         return -1;
     orch_session_add_object(self, osvc, oname);
     sobj_t *so = &self->objs[self->nobjs - 1];
-    const char *okind = s_get_str(o, "kind");
+    const char *okind = es_json_get_str(o, "kind");
     so->kind = !okind                            ? SOBJ_DOWNLOAD
                : strcmp(okind, "upload") == 0    ? SOBJ_UPLOAD
                : strcmp(okind, "reconcile") == 0 ? SOBJ_RECONCILE
@@ -277,7 +269,7 @@ s_object_from_json(session_t *self, yajl_val o)
     so->records = (uint64_t)s_get_int(o, "records");
     so->attempts = (uint32_t)s_get_int(o, "attempts");
     so->code = (int32_t)s_get_int(o, "code");
-    const char *owhat = s_get_str(o, "what");
+    const char *owhat = es_json_get_str(o, "what");
     if (owhat)
         snprintf(so->what, sizeof so->what, "%s", owhat);
     return 0;
@@ -296,10 +288,10 @@ orch_session_from_json(const char *json, size_t len)
     }
     //  Names that do not fit their fields would come back truncated: refuse them instead.
     const char *id = s_get_name(root, "id", ES_NAME_MAX);
-    const char *level = s_get_str(root, "level");
+    const char *level = es_json_get_str(root, "level");
     const char *service = s_get_name(root, "service", ES_NAME_MAX);
     const char *object = s_get_name(root, "object", ES_NAME_MAX);
-    const char *options = s_get_str(root, "options");
+    const char *options = es_json_get_str(root, "options");
     const char *objs_path[] = {"objects", NULL};
     yajl_val objs = yajl_tree_get(root, objs_path, yajl_t_array);
     bool level_ok = level && (strcmp(level, "app") == 0 || strcmp(level, "service") == 0 ||
@@ -323,10 +315,10 @@ orch_session_from_json(const char *json, size_t len)
     const char *sq_path[] = {"sequential", NULL};
     self->sequential = YAJL_IS_TRUE(yajl_tree_get(root, sq_path, yajl_t_any));
     self->code = (int32_t)s_get_int(root, "code");
-    const char *what = s_get_str(root, "what");
+    const char *what = es_json_get_str(root, "what");
     if (what)
         self->what = es_strdup(what);
-    const char *state = s_get_str(root, "state");
+    const char *state = es_json_get_str(root, "state");
     self->done = state && strcmp(state, "done") == 0;
     //  Elapsed time continues from the wall clock start.
     self->start_mono_ms = es_now_ms() - (s_epoch_ms() - self->start_epoch_ms);
@@ -437,11 +429,11 @@ s_filter_entries(const es_buf_t *entries, const char *service, const char *phase
     size_t n = 0;
     for (size_t i = 0; arr && YAJL_IS_ARRAY(arr) && i < arr->u.array.len; i++) {
         yajl_val e = arr->u.array.values[i];
-        const char *svc = s_get_str(e, "objectService");
+        const char *svc = es_json_get_str(e, "objectService");
         if (service && svc && strcmp(svc, service) != 0)
             continue;
         //  Entries without a phase are download batches.
-        const char *ph = s_get_str(e, "phase");
+        const char *ph = es_json_get_str(e, "phase");
         if (phase && strcmp(ph ? ph : "Download", phase) != 0)
             continue;
         if (n++)
