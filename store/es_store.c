@@ -28,6 +28,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #define S_MAIN_DBI 1   //  LMDB's main database: named tables are its keys
 #define S_MAX_DBS 2048 //  tables are per object, two per object
@@ -154,6 +158,39 @@ s_env_map_size(MDB_env *env)
     if (mdb_env_info(env, &info))
         return 0;
     return info.me_mapsize;
+}
+
+int
+es_store_trim(es_store_t *self, es_err_t *err)
+{
+    assert(self);
+    //  LMDB does not tell where its map is (me_mapaddr only with MDB_FIXEDMAP): find the
+    //  mappings of the data file by device and inode.
+    mdb_filehandle_t fd;
+    struct stat st;
+    int rc = mdb_env_get_fd(self->env, &fd);
+    if (rc)
+        return es_err_set(err, ES_ESTORE, "store: trim: %s", mdb_strerror(rc));
+    if (fstat(fd, &st))
+        return es_err_set(err, ES_ESYS, "store: trim: fstat: %s", strerror(errno));
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (!maps)
+        return es_err_set(err, ES_ESYS, "store: trim: /proc/self/maps: %s", strerror(errno));
+    char line[4400]; //  PATH_MAX and the fields before it
+    int ret = 0;
+    while (ret == 0 && fgets(line, sizeof line, maps)) {
+        unsigned long start, end, ino;
+        unsigned maj, min;
+        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &start, &end, &maj, &min, &ino) != 5 ||
+            ino != (unsigned long)st.st_ino || maj != major(st.st_dev) ||
+            min != minor(st.st_dev))
+            continue;
+        //  The map is read-only and shared (no MDB_WRITEMAP): dropping it loses nothing.
+        if (madvise((void *)start, end - start, MADV_DONTNEED))
+            ret = es_err_set(err, ES_ESYS, "store: trim: madvise: %s", strerror(errno));
+    }
+    fclose(maps);
+    return ret;
 }
 
 es_store_t *

@@ -29,6 +29,13 @@ typedef struct {
 es_store_t *es_store_new(const char *data_dir, const es_store_opts_t *opts, es_err_t *err);
 void es_store_destroy(es_store_t **self_p);
 
+//  Release this process's mappings of store pages it has read (they stay in the kernel's page
+//  cache). A sweep or a long download reads every page of a table through the map; without this
+//  each page read stays resident and counted against the process. Safe at any time: a page
+//  touched again is mapped back from the cache. Call between transactions (a map growth moves
+//  the map). -1 with err if the kernel refuses.
+int es_store_trim(es_store_t *self, es_err_t *err);
+
 //  Begin a transaction. NULL with err. Read transactions must not be held across a poll.
 es_txn_t *es_store_begin(es_store_t *self, bool write, es_err_t *err);
 //  Commit and free; *txn_p set to NULL whatever happens. -1 with err on failure.

@@ -321,6 +321,15 @@ s_delete_fn(es_txn_t *txn, void *ctx, es_err_t *err)
     return rc;
 }
 
+//  Pages read stay mapped otherwise: a sweep of a large table would hold them all resident.
+static void
+s_trim(reconcile_t *self)
+{
+    es_err_t err;
+    if (es_store_trim(self->w.store, &err))
+        es_log_warn("reconcile: %s", err.what);
+}
+
 //  Remove local rows the backend does not have, a chunk per transaction.
 static int
 s_sweep(reconcile_t *self, es_err_t *err)
@@ -349,6 +358,7 @@ s_sweep(reconcile_t *self, es_err_t *err)
             rc = es_store_write(self->w.store, s_delete_fn, &d, err);
             j->deleted += d.deleted;
         }
+        s_trim(self);
         es_actor_beat(self->w.actor);
     }
     es_buf_release(&from);
@@ -425,6 +435,7 @@ s_on_done(void *ctx, const es_http_result_t *r)
         s_job_end(self, 2000, err.what);
         return;
     }
+    s_trim(self);
     j->pages++;
     j->listed += es_dlparse_count(j->parser);
     j->attempt = 0;
