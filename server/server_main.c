@@ -23,7 +23,8 @@ s_usage(FILE *out)
                  "  --data DIR           directory for server.mdb (created; default "
                  "./edgesync-server-data)\n"
                  "  --generate SPEC      N (Customer=N, Product=N/2, OrderLine=N) or\n"
-                 "                       Customer=N,Product=N,OrderLine=N (default 1000)\n"
+                 "                       Customer=N,Product=N,OrderLine=N (default 1000);\n"
+                 "                       naming Supplier=N adds a fourth object, Supplier\n"
                  "  --load FILE.jsonl    load {\"object\":\"X\",\"record\":{...}} lines after "
                  "generating\n"
                  "  --token T            require X-Voltmx-Authorization (or X-Kony-) = T\n"
@@ -69,7 +70,8 @@ s_parse_generate(const char *text, srv_opts_t *o)
         o->gen_orderline = n;
         return 0;
     }
-    o->gen_customer = o->gen_product = o->gen_orderline = 0;
+    o->gen_customer = o->gen_product = o->gen_orderline = o->gen_supplier = 0;
+    o->supplier = false;
     char *copy = es_strdup(text), *save = NULL;
     int rc = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
@@ -83,11 +85,15 @@ s_parse_generate(const char *text, srv_opts_t *o)
                 dst = &o->gen_product;
             else if (strcmp(tok, "OrderLine") == 0)
                 dst = &o->gen_orderline;
+            else if (strcmp(tok, "Supplier") == 0) {
+                dst = &o->gen_supplier;
+                o->supplier = true;
+            }
         }
         if (!dst) {
             fprintf(stderr,
                     "edgesync-server: --generate: expected N or Customer=N,Product=N,"
-                    "OrderLine=N, got '%s'\n",
+                    "OrderLine=N[,Supplier=N], got '%s'\n",
                     text);
             rc = -1;
         } else {

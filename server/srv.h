@@ -33,6 +33,8 @@ typedef struct {
     uint64_t gen_customer;  //  sample sizes
     uint64_t gen_product;   //  (Products)
     uint64_t gen_orderline; //  (OrderLines)
+    bool supplier;          //  the service also has a Supplier object (named in --generate)
+    uint64_t gen_supplier;  //  (Suppliers)
     const char *load;       //  JSON lines file loaded after generation, or NULL
     const char *tls_cert;   //  PEM certificate: the service port speaks HTTPS; NULL = plain
     const char *tls_key;    //  its PEM private key (with tls_cert)

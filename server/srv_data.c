@@ -55,6 +55,16 @@ static const s_field_t s_orderline[] = {
     {"shipdate", "datetime", 0, true, false, false}, {"note", "string", 1000, true, false, false},
 };
 
+//  Only in the service when --generate names it (the bench's four-object scenario): the default
+//  service keeps its three objects.
+static const s_field_t s_supplier[] = {
+    {"supplierId", "int", 0, false, true, false}, {"name", "string", 100, false, false, false},
+    {"contact", "string", 100, true, false, false}, {"email", "string", 200, true, false, false},
+    {"phone", "string", 32, true, false, false},  {"city", "string", 60, true, false, false},
+    {"country", "string", 60, true, false, false}, {"rating", "number", 0, true, false, false},
+    {"active", "boolean", 0, false, false, false}, {"notes", "string", 1000, true, false, false},
+};
+
 typedef struct {
     const char *name;
     const s_field_t *fields;
@@ -65,8 +75,10 @@ static const s_object_t s_objects[] = {
     {"Customer", s_customer, sizeof s_customer / sizeof s_customer[0]},
     {"Product", s_product, sizeof s_product / sizeof s_product[0]},
     {"OrderLine", s_orderline, sizeof s_orderline / sizeof s_orderline[0]},
+    {"Supplier", s_supplier, sizeof s_supplier / sizeof s_supplier[0]},
 };
 #define S_NOBJECTS (sizeof s_objects / sizeof s_objects[0])
+#define S_NOBJECTS_OF(opts) ((opts)->supplier ? S_NOBJECTS : S_NOBJECTS - 1)
 
 struct srv_data {
     const srv_opts_t *opts;      //  settings (borrowed)
@@ -76,6 +88,7 @@ struct srv_data {
     char *rec_table[S_NOBJECTS]; //  "rec:<Svc>.<Obj>"
     char *chg_table[S_NOBJECTS]; //  "chg:<Svc>.<Obj>"
     char *auto_key[S_NOBJECTS];  //  counter key "auto:<Obj>" in the cnt table
+    size_t nobjects;             //  objects in this service: 3, or 4 with Supplier
     char *marker;                //  describes the arguments the data was made from
 };
 
@@ -139,7 +152,7 @@ s_meta_json(const srv_opts_t *opts)
     es_buf_puts(&b, ",\"syncConflictResolutionPolicy\":");
     es_buf_json_str(&b, opts->policy, strlen(opts->policy));
     es_buf_puts(&b, ",\"timestamp\":\"1\",\"objects\":[");
-    for (size_t o = 0; o < S_NOBJECTS; o++) {
+    for (size_t o = 0; o < S_NOBJECTS_OF(opts); o++) {
         const s_object_t *so = &s_objects[o];
         es_buf_printf(&b, "%s{\"name\":\"%s\",\"key\":[", o ? "," : "", so->name);
         bool first = true;
@@ -461,6 +474,24 @@ s_gen_record(s_gen_t *g, size_t o, uint64_t i, uint64_t seed, uint64_t nproduct)
         s_set_str(g, "description", s_lorem + off, n);
         s_set_fmt(g, "supplier", t1, sizeof t1, "%s %s Ltd", s_first[(r >> 45) % 24],
                   s_last[(r >> 50) % 24]);
+    } else if (o == 3) {
+        const char *fn = s_first[r % 24], *ln = s_last[(r >> 5) % 24];
+        size_t c = (r >> 10) % 16;
+        s_set_int(g, "supplierId", (int64_t)i);
+        s_set_fmt(g, "name", t1, sizeof t1, "%s & %s Supplies %" PRIu64, ln,
+                  s_last[(r >> 45) % 24], i);
+        s_set_fmt(g, "contact", t1, sizeof t1, "%s %s", fn, ln);
+        s_set_fmt(g, "email", t1, sizeof t1, "orders%" PRIu64 "@%s.example.com", i, ln);
+        s_set_fmt(g, "phone", t2, sizeof t2, "+1-555-%04d-%03d", (int)((r >> 16) % 10000),
+                  (int)((r >> 30) % 1000));
+        s_set_str(g, "city", s_city[c][0], strlen(s_city[c][0]));
+        s_set_str(g, "country", s_city[c][1], strlen(s_city[c][1]));
+        s_set_dbl(g, "rating", (double)((r >> 40) % 500) / 100.0);
+        s_set_bool(g, "active", (r >> 50) & 1);
+        size_t off = (r2 >> 30) % 60, n = 60 + (r2 >> 40) % 60;
+        if (off + n > lorem)
+            n = lorem - off;
+        s_set_str(g, "notes", s_lorem + off, n);
     } else {
         uint64_t k = i - 1;
         bool shipped = (r >> 30) & 1;
@@ -532,9 +563,9 @@ static int
 s_generate(srv_data_t *self, es_err_t *err)
 {
     uint64_t counts[S_NOBJECTS] = {self->opts->gen_customer, self->opts->gen_product,
-                                   self->opts->gen_orderline};
+                                   self->opts->gen_orderline, self->opts->gen_supplier};
     uint64_t seq = 0;
-    for (size_t o = 0; o < S_NOBJECTS; o++) {
+    for (size_t o = 0; o < self->nobjects; o++) {
         for (uint64_t from = 1; from <= counts[o]; from += S_GEN_BATCH) {
             uint64_t to = from + S_GEN_BATCH;
             if (to > counts[o] + 1)
@@ -606,7 +637,7 @@ s_load_batch(es_txn_t *txn, void *vctx, es_err_t *err)
     s_load_ctx_t *ctx = vctx;
     srv_data_t *self = ctx->self;
     es_record_builder_t *builders[S_NOBJECTS];
-    for (size_t o = 0; o < S_NOBJECTS; o++)
+    for (size_t o = 0; o < self->nobjects; o++)
         builders[o] = es_record_builder_new(&self->meta->objects[o]);
     es_buf_t rec, key;
     es_buf_init(&rec);
@@ -624,7 +655,7 @@ s_load_batch(es_txn_t *txn, void *vctx, es_err_t *err)
     }
     es_buf_release(&key);
     es_buf_release(&rec);
-    for (size_t o = 0; o < S_NOBJECTS; o++)
+    for (size_t o = 0; o < self->nobjects; o++)
         es_record_builder_destroy(&builders[o]);
     return rc;
 }
@@ -676,7 +707,7 @@ static int
 s_clear_all(es_txn_t *txn, void *vctx, es_err_t *err)
 {
     srv_data_t *self = vctx;
-    for (size_t o = 0; o < S_NOBJECTS; o++)
+    for (size_t o = 0; o < self->nobjects; o++)
         if (es_txn_clear(txn, self->rec_table[o], err) ||
             es_txn_clear(txn, self->chg_table[o], err))
             return -1;
@@ -739,7 +770,8 @@ srv_data_new(const srv_opts_t *opts, es_err_t *err)
         es_err_prefix(err, "internal metadata");
         goto fail;
     }
-    for (size_t o = 0; o < S_NOBJECTS; o++) {
+    self->nobjects = S_NOBJECTS_OF(opts);
+    for (size_t o = 0; o < self->nobjects; o++) {
         self->rec_table[o] = es_sprintf("rec:%s.%s", SRV_SERVICE, s_objects[o].name);
         self->chg_table[o] = es_sprintf("chg:%s.%s", SRV_SERVICE, s_objects[o].name);
         self->auto_key[o] = es_sprintf("auto:%s", s_objects[o].name);
@@ -751,8 +783,9 @@ srv_data_new(const srv_opts_t *opts, es_err_t *err)
     }
     self->marker =
         es_sprintf("v1 seed=%" PRIu64 " Customer=%" PRIu64 " Product=%" PRIu64 " OrderLine=%" PRIu64
-                   " load=%s:%lld:%lld",
+                   " Supplier=%s%" PRIu64 " load=%s:%lld:%lld",
                    opts->seed, opts->gen_customer, opts->gen_product, opts->gen_orderline,
+                   opts->supplier ? "" : "-", opts->gen_supplier,
                    opts->load ? opts->load : "", (long long)st.st_size, (long long)st.st_mtime);
     int m = s_marker_matches(self, err);
     if (m < 0)

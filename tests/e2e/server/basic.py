@@ -508,6 +508,36 @@ def test_persistence(binary, c):
     shutil.rmtree(d, ignore_errors=True)
 
 
+def test_supplier(binary, c):
+    """Naming Supplier in --generate adds a fourth object; the default service keeps three."""
+    s = Server(binary, "--generate", "Customer=3,Product=2,OrderLine=0,Supplier=25")
+    try:
+        st, meta, _ = s.call("GET", "/services/metadata/v1/SampleSvc")
+        c.eq("supplier metadata objects", [o["name"] for o in meta["objects"]],
+             ["Customer", "Product", "OrderLine", "Supplier"])
+        sup = meta["objects"][3]
+        c.eq("supplier key", sup["key"], ["supplierId"])
+        c.eq("supplier fields", len(sup["fields"]), 10)
+        rows = s.admin_list("Supplier")
+        c.eq("supplier count", len(rows), 25)
+        c.eq("supplier ids", sorted(r["supplierId"] for r in rows), list(range(1, 26)))
+        c.true("supplier records ~300 bytes of JSON",
+               all(200 <= len(json.dumps(r)) <= 450 for r in rows), rows[:2])
+        out, _, _ = service_session(s, None, 10)
+        c.eq("supplier service download", len(out.get("Supplier", [])), 25)
+        s.edit("Supplier", "create", {"supplierId": 100, "name": "New", "active": True})
+        c.eq("supplier edit", len(s.admin_list("Supplier")), 26)
+    finally:
+        c.eq("supplier server exit", s.stop(), 0)
+    s = Server(binary, "--generate", "Customer=3,Product=2,OrderLine=0")
+    try:
+        st, meta, _ = s.call("GET", "/services/metadata/v1/SampleSvc")
+        c.eq("no supplier by default", [o["name"] for o in meta["objects"]],
+             ["Customer", "Product", "OrderLine"])
+    finally:
+        s.stop()
+
+
 def main(binary, c):
     n = 50
     s = Server(binary, "--generate", str(n))
@@ -529,6 +559,7 @@ def main(binary, c):
     test_big_body(binary, c)
     test_auth(binary, c)
     test_persistence(binary, c)
+    test_supplier(binary, c)
 
 
 if __name__ == "__main__":
