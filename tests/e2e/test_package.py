@@ -119,6 +119,12 @@ def check_layout(deb, root):
     libs = [f for d, _, fs in os.walk(os.path.join(root, "usr/lib")) for f in fs
             if re.fullmatch(r"libedgesync\.so\.\d+.*", f)]
     check(libs, "libedgesync.so.N is in the package")
+    triplet = subprocess.run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], capture_output=True,
+                             text=True).stdout.strip()
+    libdir = os.path.join(root, "usr/lib", triplet)
+    check(triplet and os.path.isdir(libdir) and
+          any(re.fullmatch(r"libedgesync\.so\.\d+.*", f) for f in os.listdir(libdir)),
+          f"libedgesync.so.N is in /usr/lib/{triplet} (multiarch)")
     top = sorted(os.listdir(root))
     check(top == ["etc", "usr"], f"nothing outside /etc and /usr: {top}")
     for path in expected:
