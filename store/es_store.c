@@ -63,6 +63,9 @@ struct es_store {
     size_t writers;       //  write txns begun or beginning
     es_txn_t *opener;     //  read txn holding newly opened handles, or NULL
     bool resizing;        //  a map resize is waiting for or running without txns
+    void *trim_addr;      //  where es_store_trim found the map (NULL: look again)
+    size_t trim_len;      //  its length
+    size_t trim_map_size; //  the map size then: a resize moves the map
 };
 
 struct es_txn {
@@ -160,12 +163,11 @@ s_env_map_size(MDB_env *env)
     return info.me_mapsize;
 }
 
-int
-es_store_trim(es_store_t *self, es_err_t *err)
+//  Find the mapping of the data file in /proc/self/maps (by device and inode). LMDB does not
+//  say where its map is: me_mapaddr is set only with MDB_FIXEDMAP.
+static int
+s_find_map(es_store_t *self, es_err_t *err)
 {
-    assert(self);
-    //  LMDB does not tell where its map is (me_mapaddr only with MDB_FIXEDMAP): find the
-    //  mappings of the data file by device and inode.
     mdb_filehandle_t fd;
     struct stat st;
     int rc = mdb_env_get_fd(self->env, &fd);
@@ -177,20 +179,43 @@ es_store_trim(es_store_t *self, es_err_t *err)
     if (!maps)
         return es_err_set(err, ES_ESYS, "store: trim: /proc/self/maps: %s", strerror(errno));
     char line[4400]; //  PATH_MAX and the fields before it
-    int ret = 0;
-    while (ret == 0 && fgets(line, sizeof line, maps)) {
+    self->trim_addr = NULL;
+    while (fgets(line, sizeof line, maps)) {
         unsigned long start, end, ino;
         unsigned maj, min;
-        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &start, &end, &maj, &min, &ino) != 5 ||
-            ino != (unsigned long)st.st_ino || maj != major(st.st_dev) ||
-            min != minor(st.st_dev))
-            continue;
-        //  The map is read-only and shared (no MDB_WRITEMAP): dropping it loses nothing.
-        if (madvise((void *)start, end - start, MADV_DONTNEED))
-            ret = es_err_set(err, ES_ESYS, "store: trim: madvise: %s", strerror(errno));
+        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &start, &end, &maj, &min, &ino) == 5 &&
+            ino == (unsigned long)st.st_ino && maj == major(st.st_dev) &&
+            min == minor(st.st_dev) && end - start > self->trim_len) {
+            self->trim_addr = (void *)start; //  the map (the largest mapping of the file)
+            self->trim_len = end - start;
+        }
     }
     fclose(maps);
-    return ret;
+    if (!self->trim_addr)
+        return es_err_set(err, ES_ESTORE, "store: trim: the map of %s is not in /proc/self/maps",
+                          self->path);
+    return 0;
+}
+
+int
+es_store_trim(es_store_t *self, es_err_t *err)
+{
+    assert(self);
+    size_t size = s_env_map_size(self->env);
+    int rc = 0;
+    pthread_mutex_lock(&self->lock);
+    if (!self->trim_addr || size != self->trim_map_size) {
+        self->trim_len = 0;
+        rc = s_find_map(self, err);
+        self->trim_map_size = size;
+    }
+    //  The map is read-only and shared (no MDB_WRITEMAP): dropping it loses nothing.
+    if (rc == 0 && madvise(self->trim_addr, self->trim_len, MADV_DONTNEED)) {
+        rc = es_err_set(err, ES_ESYS, "store: trim: madvise: %s", strerror(errno));
+        self->trim_addr = NULL;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return rc;
 }
 
 es_store_t *
@@ -704,9 +729,10 @@ es_txn_get(es_txn_t *txn, const char *table, const void *key, size_t klen, const
     return 1;
 }
 
-int
-es_txn_put(es_txn_t *txn, const char *table, const void *key, size_t klen, const void *val,
-           size_t vlen, es_err_t *err)
+//  put with MDB_APPEND (sorted) falling back to a searched put when the key is not the largest.
+static int
+s_put(es_txn_t *txn, const char *table, const void *key, size_t klen, const void *val,
+      size_t vlen, bool sorted, es_err_t *err)
 {
     assert(txn);
     if (s_need_write(txn, "put", table, err))
@@ -715,7 +741,11 @@ es_txn_put(es_txn_t *txn, const char *table, const void *key, size_t klen, const
     if (s_dbi(txn, "put", table, true, &dbi, err) < 0)
         return -1;
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    int rc = mdb_put(txn->txn, dbi, &k, &v, 0);
+    int rc = MDB_KEYEXIST;
+    if (sorted)
+        rc = mdb_put(txn->txn, dbi, &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST)
+        rc = mdb_put(txn->txn, dbi, &k, &v, 0);
     txn->ops++;
     if (rc) {
         if (rc == MDB_MAP_FULL)
@@ -723,6 +753,20 @@ es_txn_put(es_txn_t *txn, const char *table, const void *key, size_t klen, const
         return s_fail(err, "put", table, rc);
     }
     return 0;
+}
+
+int
+es_txn_put(es_txn_t *txn, const char *table, const void *key, size_t klen, const void *val,
+           size_t vlen, es_err_t *err)
+{
+    return s_put(txn, table, key, klen, val, vlen, false, err);
+}
+
+int
+es_txn_put_sorted(es_txn_t *txn, const char *table, const void *key, size_t klen,
+                  const void *val, size_t vlen, es_err_t *err)
+{
+    return s_put(txn, table, key, klen, val, vlen, true, err);
 }
 
 int
@@ -818,6 +862,111 @@ es_txn_iter(es_txn_t *txn, const char *table, const void *from, size_t flen, es_
         result = s_fail(err, "iter", table, rc);
     mdb_cursor_close(cur);
     return result;
+}
+
+//  --------------------------------------------------------------------------
+//  Forward cursors
+
+struct es_cursor {
+    es_txn_t *txn;    //  owner txn (borrowed)
+    char *table;      //  for errors
+    MDB_dbi dbi;      //  its handle
+    MDB_cursor *cur;  //  NULL: the table does not exist
+    MDB_val at;       //  key under the cursor (valid while positioned)
+    bool positioned;  //  at holds a key
+    bool end;         //  past the last key
+    es_buf_t last;    //  previous key asked (a lower one searches again)
+};
+
+es_cursor_t *
+es_cursor_new(es_txn_t *txn, const char *table, es_err_t *err)
+{
+    assert(txn);
+    MDB_dbi dbi;
+    int rc = s_dbi(txn, "cursor", table, false, &dbi, err);
+    txn->ops++;
+    if (rc < 0)
+        return NULL;
+    es_cursor_t *self = es_calloc(1, sizeof *self);
+    self->txn = txn;
+    self->table = es_strdup(table);
+    self->dbi = dbi;
+    es_buf_init(&self->last);
+    if (rc == 1 && (rc = mdb_cursor_open(txn->txn, dbi, &self->cur))) {
+        s_fail(err, "cursor", table, rc);
+        es_cursor_destroy(&self);
+    }
+    return self;
+}
+
+void
+es_cursor_destroy(es_cursor_t **self_p)
+{
+    assert(self_p);
+    es_cursor_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->cur)
+        mdb_cursor_close(self->cur);
+    es_buf_release(&self->last);
+    free(self->table);
+    free(self);
+    *self_p = NULL;
+}
+
+//  Move to the first key >= key (MDB_SET_RANGE).
+static int
+s_cursor_seek(es_cursor_t *self, MDB_val *k, es_err_t *err)
+{
+    MDB_val key = *k, v;
+    int rc = mdb_cursor_get(self->cur, &key, &v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND) {
+        self->positioned = false;
+        self->end = true;
+        return 0;
+    }
+    if (rc)
+        return s_fail(err, "cursor", self->table, rc);
+    self->at = key;
+    self->positioned = true;
+    self->end = false;
+    return 0;
+}
+
+int
+es_cursor_contains(es_cursor_t *self, const void *key, size_t klen, es_err_t *err)
+{
+    assert(self);
+    if (!self->cur)
+        return 0;
+    if (!key || klen == 0) //  no LMDB key is empty
+        return 0;
+    MDB_val k = {klen, (void *)key};
+    MDB_val last = {self->last.len, self->last.data};
+    bool forward = self->last.len && mdb_cmp(self->txn->txn, self->dbi, &k, &last) >= 0;
+    es_buf_reset(&self->last);
+    es_buf_append(&self->last, key, klen);
+    if (!forward) {
+        if (s_cursor_seek(self, &k, err))
+            return -1;
+    } else if (self->positioned && mdb_cmp(self->txn->txn, self->dbi, &self->at, &k) < 0) {
+        //  One step usually lands on the key (both sides list the same keys); else search.
+        MDB_val nk, v;
+        int rc = mdb_cursor_get(self->cur, &nk, &v, MDB_NEXT);
+        if (rc == MDB_NOTFOUND) {
+            self->positioned = false;
+            self->end = true;
+        } else if (rc) {
+            return s_fail(err, "cursor", self->table, rc);
+        } else {
+            self->at = nk;
+            if (mdb_cmp(self->txn->txn, self->dbi, &self->at, &k) < 0 && s_cursor_seek(self, &k, err))
+                return -1;
+        }
+    }
+    if (self->end || !self->positioned)
+        return 0;
+    return mdb_cmp(self->txn->txn, self->dbi, &self->at, &k) == 0 ? 1 : 0;
 }
 
 //  --------------------------------------------------------------------------

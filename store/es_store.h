@@ -56,6 +56,10 @@ int es_txn_get(es_txn_t *txn, const char *table, const void *key, size_t klen, c
                size_t *vlen, es_err_t *err);
 int es_txn_put(es_txn_t *txn, const char *table, const void *key, size_t klen, const void *val,
                size_t vlen, es_err_t *err);
+//  put for keys arriving in ascending order (a listing copied into a table): a key above every
+//  key of the table is appended without a search; any other key is an ordinary put.
+int es_txn_put_sorted(es_txn_t *txn, const char *table, const void *key, size_t klen,
+                      const void *val, size_t vlen, es_err_t *err);
 //  del: 1 deleted, 0 was absent, -1 error.
 int es_txn_del(es_txn_t *txn, const char *table, const void *key, size_t klen, es_err_t *err);
 //  Delete every entry of a table (keeps the table). 0 or -1.
@@ -69,6 +73,17 @@ typedef int(es_store_iter_fn)(void *ctx, const void *key, size_t klen, const voi
                               size_t vlen, es_err_t *err);
 int es_txn_iter(es_txn_t *txn, const char *table, const void *from, size_t flen,
                 es_store_iter_fn *fn, void *ctx, es_err_t *err);
+
+//  Membership tests for keys asked in ascending order (a sweep comparing two tables): the cursor
+//  only moves forward, a step per key instead of a search. A key below the previous one asked
+//  searches again, so any order is correct. For read txns (a write to the table in between
+//  invalidates it); destroy it before its txn ends.
+typedef struct es_cursor es_cursor_t;
+//  NULL with err on failure. A missing table contains nothing.
+es_cursor_t *es_cursor_new(es_txn_t *txn, const char *table, es_err_t *err);
+void es_cursor_destroy(es_cursor_t **self_p);
+//  1 key is in the table, 0 it is not, -1 error.
+int es_cursor_contains(es_cursor_t *self, const void *key, size_t klen, es_err_t *err);
 
 //  A record value in main:/orig: = [u16 checksum length][checksum][record MessagePack map].
 //  Pack into out (reset first).

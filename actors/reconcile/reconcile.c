@@ -171,7 +171,7 @@ s_store_keys_fn(es_txn_t *txn, void *ctx, es_err_t *err)
         uint32_t n;
         memcpy(&n, p, 4);
         p += 4;
-        if (es_txn_put(txn, j->scratch.data, p, n, "", 0, err))
+        if (es_txn_put_sorted(txn, j->scratch.data, p, n, "", 0, err))
             return -1;
         p += n;
     }
@@ -245,6 +245,7 @@ s_load_resume(reconcile_t *self, bool *complete, es_err_t *err)
 typedef struct {
     reconcile_t *self;
     es_txn_t *txn;
+    es_cursor_t *listed; //  the backend's keys (scratch), walked beside the local rows
     es_buf_t *from;   //  last key examined (exclusive start), updated
     es_buf_t *doomed; //  keys to delete: [u32 length][key]...
     size_t examined;  //  rows looked at in this chunk
@@ -266,9 +267,7 @@ s_sweep_row(void *ctx, const void *key, size_t klen, const void *val, size_t vle
     w->examined++;
     es_buf_reset(w->from);
     es_buf_append(w->from, key, klen);
-    const void *v;
-    size_t vl;
-    int on_server = es_txn_get(w->txn, j->scratch.data, key, klen, &v, &vl, err);
+    int on_server = es_cursor_contains(w->listed, key, klen, err);
     if (on_server < 0)
         return -1;
     if (on_server)
@@ -348,9 +347,12 @@ s_sweep(reconcile_t *self, es_err_t *err)
             rc = -1;
             break;
         }
-        sweep_t w = {self, txn, &from, &doomed, 0, false};
-        rc = es_txn_iter(txn, table.data, from.len ? from.data : NULL, from.len, s_sweep_row, &w,
-                         err);
+        sweep_t w = {self, txn, es_cursor_new(txn, j->scratch.data, err), &from, &doomed, 0,
+                     false};
+        rc = w.listed ? es_txn_iter(txn, table.data, from.len ? from.data : NULL, from.len,
+                                    s_sweep_row, &w, err)
+                      : -1;
+        es_cursor_destroy(&w.listed);
         es_txn_abort(&txn);
         more = w.more;
         if (rc == 0 && doomed.len) {
