@@ -425,6 +425,15 @@ es_http_perform(es_http_t *self)
 }
 
 void
+es_http_kick(es_http_t *self)
+{
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(self->multi, &running);
+    if (mc != CURLM_OK)
+        es_log_warn("http: perform: %s", curl_multi_strerror(mc));
+}
+
+void
 es_http_url_escape(es_buf_t *out, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";

@@ -66,6 +66,10 @@ int es_http_wait(es_http_t *self, struct curl_waitfd *extra, unsigned nextra, in
                  es_err_t *err);
 //  Advance transfers and run on_done for finished ones. Never blocks.
 void es_http_perform(es_http_t *self);
+//  Send what requests just started have to send (curl_multi_perform without collecting
+//  finished transfers), so the server works on them while the caller does something long.
+//  on_data of running requests may run; on_done never does. Never blocks.
+void es_http_kick(es_http_t *self);
 //  Abort every request in flight (on_done is not called).
 void es_http_abort_all(es_http_t *self);
 

@@ -30,7 +30,7 @@ typedef enum {
     V_OBJECTS,   //  service level root Objects
     V_DC,        //  root delta_context
     V_RECORD,    //  an element of a records array
-    V_COLUMN,    //  a column of a record (name in self->key)
+    V_COLUMN,    //  a column of a record (field index in self->col)
     V_RECMETA,   //  a record's _metadata
     V_ACTION,    //  _metadata.action
     V_CHECKSUM,  //  _metadata.checksum
@@ -103,7 +103,11 @@ struct es_dlparse {
     const es_meta_object_t *rec_obj; //  object of the records array being parsed
     es_record_builder_t *builder;    //  its builder
     size_t rec_index;                //  index of the record in its records array
-    es_buf_t key;                    //  current column name
+    int col;                         //  field index of the current column, -1: not a field
+    size_t col_pos;                  //  position of the current column in its record
+    size_t *flen;                    //  name length of each field of rec_obj
+    size_t *order;                   //  field found at each position in the previous record
+    size_t flen_cap;                 //  entries allocated in flen and order
     es_buf_t checksum;               //  current record's _metadata.checksum
     bool is_delete;                  //  current record's action is "delete"
     uint64_t keys_seen;              //  key columns (bit = position in the key) already set
@@ -207,6 +211,22 @@ s_set_text(es_buf_t *buf, const char *p, size_t len)
 static bool
 s_num_int(es_dlparse_t *self, const char *p, size_t len, int64_t *out)
 {
+    //  Most numbers are short integers: up to 18 digits cannot overflow, so no strtoll.
+    size_t neg = len && p[0] == '-';
+    if (len > neg && len - neg <= 18) {
+        int64_t v = 0;
+        size_t i = neg;
+        for (; i < len; i++) {
+            unsigned d = (unsigned)(unsigned char)p[i] - '0';
+            if (d > 9)
+                break;
+            v = v * 10 + (int64_t)d;
+        }
+        if (i == len) {
+            *out = neg ? -v : v;
+            return true;
+        }
+    }
     if (memchr(p, '.', len) || memchr(p, 'e', len) || memchr(p, 'E', len))
         return false;
     char small[32];
@@ -437,6 +457,46 @@ s_slot(const es_dlparse_t *self)
     }
 }
 
+//  The field index of column name[0..len) of rec_obj, or -1. The records of a response list
+//  their columns in one order, so the field found at this position in the previous record is
+//  tried first: one comparison per column instead of a search.
+static int
+s_column(es_dlparse_t *self, const char *name, size_t len)
+{
+    const es_meta_object_t *obj = self->rec_obj;
+    size_t n = obj->nfields, pos = self->col_pos++;
+    if (pos < n) {
+        size_t i = self->order[pos];
+        if (i < n && self->flen[i] == len && memcmp(obj->fields[i].name, name, len) == 0)
+            return (int)i;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (self->flen[i] == len && memcmp(obj->fields[i].name, name, len) == 0) {
+            if (pos < n)
+                self->order[pos] = i;
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+//  Field name lengths of the records' object, for s_column.
+static void
+s_field_lengths(es_dlparse_t *self)
+{
+    const es_meta_object_t *obj = self->rec_obj;
+    if (obj->nfields > self->flen_cap) {
+        self->flen = es_realloc(self->flen, obj->nfields * sizeof *self->flen);
+        self->order = es_realloc(self->order, obj->nfields * sizeof *self->order);
+        self->flen_cap = obj->nfields;
+    }
+    for (size_t i = 0; i < obj->nfields; i++) {
+        //  A field whose name is still NULL is half-parsed metadata: nothing matches it.
+        self->flen[i] = obj->fields[i].name ? strlen(obj->fields[i].name) : SIZE_MAX;
+        self->order[i] = i; //  metadata order until a record shows another
+    }
+}
+
 static es_record_builder_t *
 s_builder(es_dlparse_t *self, const es_meta_object_t *obj)
 {
@@ -456,6 +516,7 @@ s_record_begin(es_dlparse_t *self)
     es_buf_reset(&self->checksum);
     self->is_delete = false;
     self->keys_seen = 0;
+    self->col_pos = 0;
     return s_push(self, FR_RECORD);
 }
 
@@ -529,7 +590,7 @@ static int
 s_column_container(es_dlparse_t *self, const char *what)
 {
     const es_meta_object_t *obj = self->rec_obj;
-    int fi = es_meta_field_index(obj, self->key.data, self->key.len);
+    int fi = self->col;
     if (fi < 0) {
         //  Child records of a hierarchical download (SPEC D17: not yet) or unknown: skip.
         self->skip_depth = 1;
@@ -614,7 +675,9 @@ s_scalar(es_dlparse_t *self, const scalar_t *s)
         }
         //  A key column given twice names two records in one: which one is meant cannot be
         //  told, and taking either would write a row the server may not have.
-        int fi = es_meta_field_index(self->rec_obj, self->key.data, self->key.len);
+        int fi = self->col;
+        if (fi < 0)
+            return 1; //  not a metadata column: not stored
         for (size_t k = 0; fi >= 0 && k < self->rec_obj->nkey && k < 64; k++) {
             if (self->rec_obj->key[k] != (size_t)fi)
                 continue;
@@ -623,7 +686,7 @@ s_scalar(es_dlparse_t *self, const scalar_t *s)
                               s_rec_path(self, path, sizeof path), self->rec_obj->fields[fi].name);
             self->keys_seen |= (uint64_t)1 << k;
         }
-        if (es_record_builder_set(self->builder, self->key.data, self->key.len, &v, &self->err))
+        if (es_record_builder_set_field(self->builder, (size_t)fi, &v, &self->err))
             return s_fail_rec(self, ".");
         return 1;
     }
@@ -722,6 +785,7 @@ s_start(es_dlparse_t *self, bool is_map)
             self->rec_obj = self->entry_obj;
         }
         self->builder = s_builder(self, self->rec_obj);
+        s_field_lengths(self);
         self->rec_index = 0;
         return s_push(self, FR_RECORDS);
     case V_OBJECTS:
@@ -825,8 +889,7 @@ s_key(es_dlparse_t *self, const char *key, size_t len)
         if (s_eq(key, len, "_metadata")) {
             slot = V_RECMETA;
         } else {
-            es_buf_reset(&self->key);
-            es_buf_append(&self->key, key, len);
+            self->col = s_column(self, key, len);
             slot = V_COLUMN;
         }
         break;
@@ -941,7 +1004,6 @@ es_dlparse_new(const es_meta_t *meta, const es_meta_object_t *object, const es_d
     self->builders = es_calloc(self->nbuilders ? self->nbuilders : 1, sizeof *self->builders);
     es_buf_init(&self->errmsg);
     es_buf_init(&self->errcode);
-    es_buf_init(&self->key);
     es_buf_init(&self->checksum);
     es_buf_init(&self->rec);
     es_buf_init(&self->scratch);
@@ -975,7 +1037,8 @@ es_dlparse_destroy(es_dlparse_t **self_p)
     es_buf_release(&self->scratch);
     es_buf_release(&self->rec);
     es_buf_release(&self->checksum);
-    es_buf_release(&self->key);
+    free(self->order);
+    free(self->flen);
     es_buf_release(&self->errcode);
     es_buf_release(&self->errmsg);
     for (size_t i = 0; i < self->nbuilders; i++)

@@ -2,9 +2,9 @@
 //  streaming parsers), JSON in and out, and an allocation-free field lookup for filters.
 #include "protocol/es_record.h"
 #include "common/es_mem.h"
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +30,10 @@ struct es_record_builder {
     const es_meta_object_t *obj; //  borrowed; outlives the builder
     slot_t *slots;               //  one per field, metadata order
     bool *is_key;                //  per field: part of the primary key
+    size_t *nlen;                //  per field: length of its name
     es_buf_t strings;            //  string bytes of the current record
+    uint8_t *pack;               //  the record being encoded by end
+    size_t pack_cap;             //  bytes allocated at pack
 };
 
 es_record_builder_t *
@@ -42,6 +45,9 @@ es_record_builder_new(const es_meta_object_t *obj)
     self->is_key = es_calloc(obj->nfields ? obj->nfields : 1, sizeof *self->is_key);
     for (size_t i = 0; i < obj->nkey; i++)
         self->is_key[obj->key[i]] = true;
+    self->nlen = es_calloc(obj->nfields ? obj->nfields : 1, sizeof *self->nlen);
+    for (size_t i = 0; i < obj->nfields; i++)
+        self->nlen[i] = obj->fields[i].name ? strlen(obj->fields[i].name) : 0;
     es_buf_init(&self->strings);
     return self;
 }
@@ -52,7 +58,9 @@ es_record_builder_destroy(es_record_builder_t **self_p)
     if (!*self_p)
         return;
     es_record_builder_t *self = *self_p;
+    free(self->pack);
     es_buf_release(&self->strings);
+    free(self->nlen);
     free(self->is_key);
     free(self->slots);
     free(self);
@@ -171,6 +179,14 @@ es_record_builder_set(es_record_builder_t *self, const char *name, size_t len, c
     int idx = es_meta_field_index(self->obj, name, len);
     if (idx < 0)
         return 0;
+    return es_record_builder_set_field(self, (size_t)idx, v, err);
+}
+
+int
+es_record_builder_set_field(es_record_builder_t *self, size_t idx, const es_value_t *v,
+                            es_err_t *err)
+{
+    assert(idx < self->obj->nfields);
     const es_meta_field_t *f = &self->obj->fields[idx];
     slot_t val = {.set = true, .type = v->type};
     const char *want = es_meta_ftype_name(f->type);
@@ -252,11 +268,77 @@ mismatch:
                       s_vtype_name(v->type));
 }
 
-static int
-s_write(void *data, const char *buf, size_t len)
+//  MessagePack writers for the subset records use, each picking the shortest form as msgpack-c
+//  does (test_es_record compares the bytes with msgpack-c's). They write into one buffer sized
+//  beforehand: msgpack-c's packer calls its writer once per token, which cost this per-record
+//  path more than the encoding itself.
+static uint8_t *
+s_put_be(uint8_t *p, uint64_t v, int n)
 {
-    es_buf_append((es_buf_t *)data, buf, len);
-    return 0;
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+    return p + n;
+}
+
+static uint8_t *
+s_put_str(uint8_t *p, const char *str, size_t len)
+{
+    if (len < 32) {
+        *p++ = (uint8_t)(0xa0 | len);
+    } else if (len < 256) {
+        *p++ = 0xd9;
+        p = s_put_be(p, len, 1);
+    } else if (len < 65536) {
+        *p++ = 0xda;
+        p = s_put_be(p, len, 2);
+    } else {
+        *p++ = 0xdb;
+        p = s_put_be(p, len, 4);
+    }
+    memcpy(p, str, len);
+    return p + len;
+}
+
+static uint8_t *
+s_put_int(uint8_t *p, int64_t d)
+{
+    uint64_t u = (uint64_t)d;
+    if (d < -(1LL << 5)) {
+        if (d < -(1LL << 31)) {
+            *p++ = 0xd3;
+            return s_put_be(p, u, 8);
+        }
+        if (d < -(1LL << 15)) {
+            *p++ = 0xd2;
+            return s_put_be(p, u, 4);
+        }
+        if (d < -(1LL << 7)) {
+            *p++ = 0xd1;
+            return s_put_be(p, u, 2);
+        }
+        *p++ = 0xd0;
+        return s_put_be(p, u, 1);
+    }
+    if (d < (1LL << 7)) {
+        *p++ = (uint8_t)d; //  positive or negative fixint
+        return p;
+    }
+    if (d < (1LL << 8)) {
+        *p++ = 0xcc;
+        return s_put_be(p, u, 1);
+    }
+    if (d < (1LL << 16)) {
+        *p++ = 0xcd;
+        return s_put_be(p, u, 2);
+    }
+    if (d < (1LL << 32)) {
+        *p++ = 0xce;
+        return s_put_be(p, u, 4);
+    }
+    *p++ = 0xcf;
+    return s_put_be(p, u, 8);
 }
 
 int
@@ -269,44 +351,58 @@ es_record_builder_end(es_record_builder_t *self, es_buf_t *out, es_err_t *err)
             return es_err_set(err, ES_EINVAL, "%s: key column '%s' missing", obj->name,
                               obj->fields[obj->key[i]].name);
     }
-    es_buf_reset(out);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, s_write);
-    size_t n = 0;
-    for (size_t i = 0; i < obj->nfields; i++)
-        n += self->slots[i].set;
-    //  Writing into an es_buf cannot fail (allocation aborts), so pack results are always 0.
-    (void)msgpack_pack_map(&pk, n);
+    //  Upper bound of the encoding: 5-byte headers, 9-byte scalars.
+    size_t n = 0, max = 5;
     for (size_t i = 0; i < obj->nfields; i++) {
         const slot_t *s = &self->slots[i];
         if (!s->set)
             continue;
-        const char *name = obj->fields[i].name;
-        size_t nlen = strlen(name);
-        (void)msgpack_pack_str(&pk, nlen);
-        (void)msgpack_pack_str_body(&pk, name, nlen);
+        n++;
+        max += 5 + self->nlen[i] + (s->type == ES_V_STR ? 5 + s->u.s.len : 9);
+    }
+    if (max > self->pack_cap) {
+        self->pack_cap = max < 1024 ? 1024 : max;
+        self->pack = es_realloc(self->pack, self->pack_cap);
+    }
+    uint8_t *p = self->pack;
+    if (n < 16) {
+        *p++ = (uint8_t)(0x80 | n);
+    } else if (n < 65536) {
+        *p++ = 0xde;
+        p = s_put_be(p, n, 2);
+    } else {
+        *p++ = 0xdf;
+        p = s_put_be(p, n, 4);
+    }
+    for (size_t i = 0; i < obj->nfields; i++) {
+        const slot_t *s = &self->slots[i];
+        if (!s->set)
+            continue;
+        p = s_put_str(p, obj->fields[i].name, self->nlen[i]);
         switch (s->type) {
         case ES_V_NULL:
-            (void)msgpack_pack_nil(&pk);
+            *p++ = 0xc0;
             break;
         case ES_V_BOOL:
-            (void)(s->u.b ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+            *p++ = s->u.b ? 0xc3 : 0xc2;
             break;
         case ES_V_INT:
-            (void)msgpack_pack_int64(&pk, s->u.i);
+            p = s_put_int(p, s->u.i);
             break;
-        case ES_V_DOUBLE:
-            (void)msgpack_pack_double(&pk, s->u.d);
+        case ES_V_DOUBLE: {
+            uint64_t bits;
+            memcpy(&bits, &s->u.d, 8);
+            *p++ = 0xcb;
+            p = s_put_be(p, bits, 8);
             break;
+        }
         case ES_V_STR:
-            (void)msgpack_pack_str(&pk, s->u.s.len);
-            (void)msgpack_pack_str_body(&pk, self->strings.data + s->u.s.off, s->u.s.len);
+            p = s_put_str(p, self->strings.data + s->u.s.off, s->u.s.len);
             break;
         }
     }
-    //  An empty map leaves out->data NULL if nothing was ever appended; callers expect bytes.
-    if (!out->data)
-        es_buf_append(out, "", 0);
+    es_buf_reset(out);
+    es_buf_append(out, self->pack, (size_t)(p - self->pack));
     return 0;
 }
 

@@ -20,6 +20,10 @@ void es_record_builder_reset(es_record_builder_t *self);
 //  A column set twice keeps the last value.
 int es_record_builder_set(es_record_builder_t *self, const char *name, size_t len,
                           const es_value_t *v, es_err_t *err);
+//  The same for the column at index idx of the object's fields (< nfields), for a caller that
+//  resolved the name itself.
+int es_record_builder_set_field(es_record_builder_t *self, size_t idx, const es_value_t *v,
+                                es_err_t *err);
 //  Finish: the MessagePack map (columns in metadata order) into out (reset first). The bytes are
 //  valid until the next reset. -1 with err if a key column is missing or null.
 int es_record_builder_end(es_record_builder_t *self, es_buf_t *out, es_err_t *err);

@@ -26,6 +26,28 @@ enum { OP_PUT = 1, OP_DEL = 2 };
 //  Parsed records of a batch are held until its commit; past this they go to an unlinked temp
 //  file in the data dir, so memory does not grow with downloadBatchSize.
 #define OPS_MEM_MAX (1u << 20)
+//  Commits read the store's pages through its map; after this many response bytes the actor
+//  gives them back (es_store_trim), so its memory does not grow with the table.
+#define TRIM_EVERY (8u << 20)
+
+//  Parsed records of one batch: [op][u32 key length][key][u32 value length][value]...
+typedef struct {
+    es_buf_t buf;   //  records not spilled
+    uint32_t n;     //  records in buf and the spill file
+    int spill_fd;   //  records beyond OPS_MEM_MAX, in order before buf (-1: none yet)
+    size_t spilled; //  bytes in the spill file
+} ops_t;
+
+//  Figures of one batch for its "Ended" progress message.
+typedef struct {
+    uint32_t records;   //  records committed
+    size_t bytes;       //  response bytes
+    int64_t request_ms; //  building and starting the request
+    int64_t network_ms; //  waiting for the response, parsing excluded
+    int64_t parse_ms;   //  in the parser
+    int64_t persist_ms; //  the commit
+    uint32_t retries;   //  attempts before the one that succeeded
+} figures_t;
 
 typedef struct {
     bool active;                   //  a job is running
@@ -41,23 +63,24 @@ typedef struct {
     char *filter;                  //  this object's filter, or NULL
     es_buf_t ctx_key;              //  "object\nfilter" key of the ctx table
     char *delta;                   //  stored delta (for the final write), or NULL
-    uint32_t batch;                //  current batch number
+    uint32_t batch;                //  batch being fetched (its predecessor is committed)
     uint64_t records;              //  records committed in this job (incl. earlier runs)
     es_buf_t body;                 //  request body of the current batch
     bool cancelled;                //  finish the batch in flight, then stop
-    //  The batch in flight.
+    //  The batch in flight. Its request goes out as soon as the previous response is parsed,
+    //  before that batch commits, so the server prepares it meanwhile (at most two batches in
+    //  memory: the one committing, in ready, and the one arriving, in ops).
     bool in_flight;          //  a request is running
     uint32_t attempt;        //  retries of this batch so far
     es_dlparse_t *parser;    //  response parser
-    es_buf_t ops;            //  parsed records waiting for the commit
-    uint32_t nops;           //  records in ops
+    ops_t ops;               //  records parsed from the response in flight
+    ops_t ready;             //  records of the parsed batch being committed
     int64_t t_start, t_sent; //  timing of the batch (ms)
     int64_t parse_us;        //  time spent in the parser
     size_t bytes;            //  response bytes
+    size_t untrimmed;        //  response bytes committed since the last store trim
     es_err_t parse_err;      //  why the parser stopped
     es_buf_t errors;         //  syncErrors.download entries (JSON objects, comma-joined)
-    int spill_fd;            //  parsed records beyond OPS_MEM_MAX wait here (-1: none)
-    size_t spilled;          //  bytes in the spill file
 } job_t;
 
 struct download {
@@ -70,10 +93,13 @@ struct download {
 
 //  --- messages to the orchestrator ----------------------------------------------------------
 
+//  state "Started"/"InProgress" (f NULL) or "Ended" with the batch's figures.
 static void
-s_progress(download_t *self, const char *state, uint32_t records, int64_t request_ms,
-           int64_t network_ms, int64_t parse_ms, int64_t persist_ms, bool last)
+s_progress(download_t *self, const char *state, const figures_t *f, bool last)
 {
+    static const figures_t none;
+    if (!f)
+        f = &none;
     job_t *j = &self->job;
     es_msg_t m;
     es_msg_init(&m, ES_MSG_PROGRESS, 0);
@@ -84,17 +110,71 @@ s_progress(download_t *self, const char *state, uint32_t records, int64_t reques
     snprintf(p->state, sizeof p->state, "%s", state);
     snprintf(p->object, sizeof p->object, "%s", j->object);
     p->batch = j->batch;
-    p->records = records;
-    p->bytes = j->bytes;
-    p->request_ms = (uint32_t)request_ms;
-    p->network_ms = (uint32_t)(network_ms < 0 ? 0 : network_ms);
-    p->parse_ms = (uint32_t)parse_ms;
-    p->persist_ms = (uint32_t)persist_ms;
-    p->retries = j->attempt;
+    p->records = f->records;
+    p->bytes = f->bytes;
+    p->request_ms = (uint32_t)f->request_ms;
+    p->network_ms = (uint32_t)(f->network_ms < 0 ? 0 : f->network_ms);
+    p->parse_ms = (uint32_t)f->parse_ms;
+    p->persist_ms = (uint32_t)f->persist_ms;
+    p->retries = f->retries;
     p->last = last;
     es_err_t err;
     if (es_actor_send(self->w.actor, &m, &err))
         es_log_warn("progress: %s", err.what);
+}
+
+static void
+s_ops_init(ops_t *o)
+{
+    es_buf_init(&o->buf);
+    o->n = 0;
+    o->spill_fd = -1;
+    o->spilled = 0;
+}
+
+static void
+s_ops_release(ops_t *o)
+{
+    es_buf_release(&o->buf);
+    if (o->spill_fd >= 0)
+        close(o->spill_fd);
+    s_ops_init(o);
+}
+
+//  Forget the records (after their commit, or before a retry); allocations are kept.
+static void
+s_ops_reset(ops_t *o)
+{
+    es_buf_reset(&o->buf);
+    o->n = 0;
+    if (o->spill_fd >= 0 && o->spilled && ftruncate(o->spill_fd, 0) == -1)
+        es_log_warn("spill file: truncate: %s", strerror(errno)); //  overwritten from 0 anyway
+    o->spilled = 0;
+}
+
+//  Release everything the job holds; a request in flight is dropped (what it would have
+//  committed is fetched again by whoever resumes).
+static void
+s_job_release(download_t *self)
+{
+    job_t *j = &self->job;
+    if (j->in_flight)
+        es_http_abort_all(self->w.http); //  the actor's only transfers are its job's
+    es_dlparse_destroy(&j->parser);
+    es_meta_destroy(&j->meta);
+    if (j->opts_parsed)
+        es_syncopts_release(&j->opts);
+    free(j->url);
+    free(j->filter);
+    free(j->delta);
+    es_buf_release(&j->ctx_key);
+    es_buf_release(&j->body);
+    s_ops_release(&j->ops);
+    s_ops_release(&j->ready);
+    es_buf_release(&j->errors);
+    memset(j, 0, sizeof *j);
+    s_ops_init(&j->ops);
+    s_ops_init(&j->ready);
 }
 
 static void
@@ -113,22 +193,7 @@ s_job_end(download_t *self, int32_t code, const char *what)
     else
         es_log_info("%s/%s: download %s: %llu records in %u batches", j->service, j->object,
                     code ? "cancelled" : "done", (unsigned long long)j->records, j->batch);
-    //  Release the job.
-    es_dlparse_destroy(&j->parser);
-    es_meta_destroy(&j->meta);
-    if (j->opts_parsed)
-        es_syncopts_release(&j->opts);
-    free(j->url);
-    free(j->filter);
-    free(j->delta);
-    es_buf_release(&j->ctx_key);
-    es_buf_release(&j->body);
-    es_buf_release(&j->ops);
-    es_buf_release(&j->errors);
-    if (j->spill_fd >= 0)
-        close(j->spill_fd);
-    memset(j, 0, sizeof *j);
-    j->spill_fd = -1;
+    s_job_release(self);
     es_actor_set_busy(self->w.actor, false);
 }
 
@@ -196,7 +261,6 @@ s_load_ctx(download_t *self, es_err_t *err)
     return 0;
 }
 
-static void s_ops_reset(job_t *j);
 static int s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err);
 static void s_on_object_error(void *ctx, const char *object, int64_t opstatus, const char *errmsg);
 static int s_on_data(void *ctx, const char *data, size_t len, es_err_t *err);
@@ -205,18 +269,17 @@ static void s_on_done(void *ctx, const es_http_result_t *r);
 static const es_dlparse_cb_t s_parse_cb = {s_on_record, s_on_object_error};
 static const es_http_cb_t s_http_cb = {s_on_data, s_on_done};
 
-static void
-s_send(download_t *self)
+//  Start the request of j->body for the current batch. 0, or -1 with err.
+static int
+s_request(download_t *self, es_err_t *err)
 {
     job_t *j = &self->job;
     self->w.retry_at = 0;
     j->t_start = es_now_ms();
     j->bytes = 0;
     j->parse_us = 0;
-    s_ops_reset(j);
+    s_ops_reset(&j->ops);
     es_err_clear(&j->parse_err);
-    if (j->attempt == 0)
-        s_progress(self, "Started", 0, 0, 0, 0, 0, false);
     es_dlparse_destroy(&j->parser);
     j->parser = es_dlparse_new(j->meta, j->obj, &s_parse_cb, self);
     const char *prefix = es_config_str(self->w.config, "header_prefix");
@@ -228,38 +291,47 @@ s_send(download_t *self)
     h[nh++] = es_sprintf("%sAPI-Version: %s", prefix, j->meta->version);
     if (*token)
         h[nh++] = es_sprintf("%sAuthorization: %s", prefix, token);
-    if (j->attempt == 0)
-        s_progress(self, "InProgress", 0, 0, 0, 0, 0, false);
-    es_err_t err;
     int rc = es_http_start(self->w.http, j->url, j->body.data, j->body.len, (const char *const *)h,
-                           nh, &s_http_cb, self, &err);
+                           nh, &s_http_cb, self, err);
     for (size_t i = 0; i < nh; i++)
         free(h[i]);
     j->t_sent = es_now_ms();
-    if (rc) {
-        s_job_end(self, 2030, err.what);
-        return;
-    }
+    if (rc)
+        return -1;
     j->in_flight = true;
+    return 0;
+}
+
+//  The first request of a batch (with its progress events) or a retry.
+static void
+s_send(download_t *self)
+{
+    job_t *j = &self->job;
+    if (j->attempt == 0) {
+        s_progress(self, "Started", NULL, false);
+        s_progress(self, "InProgress", NULL, false);
+    }
+    es_err_t err;
+    if (s_request(self, &err))
+        s_job_end(self, 2030, err.what);
 }
 
 //  --- the response --------------------------------------------------------------------------
 
 //  Move the buffered records to the spill file (whole records only).
 static int
-s_spill(download_t *self, es_err_t *err)
+s_spill(download_t *self, ops_t *o, es_err_t *err)
 {
-    job_t *j = &self->job;
-    if (j->spill_fd < 0) {
-        j->spill_fd = open(self->opts.data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (j->spill_fd < 0)
+    if (o->spill_fd < 0) {
+        o->spill_fd = open(self->opts.data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (o->spill_fd < 0)
             return es_err_set(err, ES_ESYS, "spill file in %s: %s", self->opts.data_dir,
                               strerror(errno));
     }
-    const char *p = j->ops.data;
-    size_t left = j->ops.len;
+    const char *p = o->buf.data;
+    size_t left = o->buf.len;
     while (left) {
-        ssize_t n = pwrite(j->spill_fd, p, left, (off_t)j->spilled);
+        ssize_t n = pwrite(o->spill_fd, p, left, (off_t)o->spilled);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -267,21 +339,10 @@ s_spill(download_t *self, es_err_t *err)
                               n < 0 ? strerror(errno) : "no progress");
         p += n;
         left -= (size_t)n;
-        j->spilled += (size_t)n;
+        o->spilled += (size_t)n;
     }
-    es_buf_reset(&j->ops);
+    es_buf_reset(&o->buf);
     return 0;
-}
-
-//  Forget the records of the batch (after its commit, or before a retry).
-static void
-s_ops_reset(job_t *j)
-{
-    es_buf_reset(&j->ops);
-    j->nops = 0;
-    if (j->spill_fd >= 0 && j->spilled && ftruncate(j->spill_fd, 0) == -1)
-        es_log_warn("spill file: truncate: %s", strerror(errno)); //  overwritten from 0 anyway
-    j->spilled = 0;
 }
 
 static int
@@ -289,12 +350,13 @@ s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err)
 {
     download_t *self = ctx;
     job_t *j = &self->job;
+    ops_t *o = &j->ops;
     size_t cslen = strlen(r->checksum);
     if (cslen > 1024)
         return es_err_set(err, ES_EPROTO, "records[%u]._metadata.checksum: longer than 1024 bytes",
-                          j->nops);
+                          o->n);
     if (es_key_from_record(r->object, r->rec, r->rec_len, &self->key, err))
-        return es_err_prefix(err, "records[%u]", j->nops);
+        return es_err_prefix(err, "records[%u]", o->n);
     if (self->key.len > ES_KEY_STORE_MAX) {
         //  LMDB keys stop at 511 bytes: report the record, keep the rest of the batch.
         if (j->errors.len)
@@ -309,24 +371,24 @@ s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err)
                       self->key.len, ES_KEY_STORE_MAX);
         return 0;
     }
-    //  [op][u32 key length][key][u32 value length][value]
-    uint8_t op = r->is_delete ? OP_DEL : OP_PUT;
-    es_buf_append(&j->ops, &op, 1);
-    uint32_t klen = (uint32_t)self->key.len;
-    es_buf_append(&j->ops, &klen, 4);
-    es_buf_append(&j->ops, self->key.data, klen);
-    if (op == OP_PUT) {
+    //  [op][u32 key length][key][u32 value length][value]: one append of a header and the
+    //  key, then the value (it is a few hundred bytes, and this runs for every record).
+    uint8_t head[ES_KEY_STORE_MAX + 9];
+    uint32_t klen = (uint32_t)self->key.len, vlen = 0;
+    head[0] = r->is_delete ? OP_DEL : OP_PUT;
+    memcpy(head + 1, &klen, 4);
+    memcpy(head + 5, self->key.data, klen);
+    if (!r->is_delete) {
         es_store_rec_pack(&self->val, r->checksum, cslen, r->rec, r->rec_len);
-        uint32_t vlen = (uint32_t)self->val.len;
-        es_buf_append(&j->ops, &vlen, 4);
-        es_buf_append(&j->ops, self->val.data, vlen);
-    } else {
-        uint32_t vlen = 0;
-        es_buf_append(&j->ops, &vlen, 4);
+        vlen = (uint32_t)self->val.len;
     }
-    j->nops++;
-    if (j->ops.len >= OPS_MEM_MAX)
-        return s_spill(self, err);
+    memcpy(head + 5 + klen, &vlen, 4);
+    es_buf_append(&o->buf, head, 9 + klen);
+    if (vlen)
+        es_buf_append(&o->buf, self->val.data, vlen);
+    o->n++;
+    if (o->buf.len >= OPS_MEM_MAX)
+        return s_spill(self, o, err);
     return 0;
 }
 
@@ -356,15 +418,18 @@ s_on_data(void *ctx, const char *data, size_t len, es_err_t *err)
 
 typedef struct {
     download_t *self;
+    const ops_t *ops;        //  the batch's records
+    uint32_t batch;          //  its number
     const char *partial_ctx; //  delta_context to store for resume, or NULL on the final batch
     const char *new_delta;   //  delta to store with the final batch
 } commit_t;
 
 //  Apply the parsed records of the batch. A row with local state (a baseline in orig:) is not
-//  overwritten: the server version becomes its new baseline (SPEC 3.6.5).
+//  overwritten: the server version becomes its new baseline (SPEC 3.6.5). protect false: the
+//  object has no local state at all, so no row needs the per-record lookups.
 static int
-s_apply_ops(es_txn_t *txn, const job_t *j, const char *ops, size_t len, const char *main_t,
-            es_err_t *err)
+s_apply_ops(es_txn_t *txn, const job_t *j, bool protect_rows, const char *ops, size_t len,
+            const char *main_t, es_err_t *err)
 {
     const char *p = ops, *end = ops + len;
     while (p < end) {
@@ -378,11 +443,9 @@ s_apply_ops(es_txn_t *txn, const job_t *j, const char *ops, size_t len, const ch
         p += 4;
         const char *val = p;
         p += vlen;
-        //  Rows with pending local state keep their values (SPEC 3.6.5); with
-        //  downloadReconciliationRequired false the server version wins unconditionally.
-        int protect = j->opts.reconcile ? es_local_protect(txn, j->object, key, klen, op == OP_DEL,
-                                                           val, vlen, err)
-                                        : 0;
+        int protect =
+            protect_rows ? es_local_protect(txn, j->object, key, klen, op == OP_DEL, val, vlen, err)
+                         : 0;
         if (protect < 0)
             return -1;
         if (protect)
@@ -400,11 +463,16 @@ s_apply_ops(es_txn_t *txn, const job_t *j, const char *ops, size_t len, const ch
 //  Test hook: ES_TEST_STOP_IN_TXN=<marker file> stops this process (SIGSTOP) inside a batch's
 //  write transaction, holding the LMDB writer lock, the first time any download actor gets
 //  there (creating the marker decides which one): shows the supervisor still replaces it.
+//  With ES_TEST_STOP_AT_BATCH=<n>, only in the transaction of batch n (the request of batch
+//  n+1 is out by then: shows a crash there loses and duplicates nothing).
 static void
-s_test_stop_in_txn(void)
+s_test_stop_in_txn(uint32_t batch)
 {
     const char *marker = getenv("ES_TEST_STOP_IN_TXN");
     if (!marker || !*marker)
+        return;
+    const char *at = getenv("ES_TEST_STOP_AT_BATCH");
+    if (at && *at && strtoul(at, NULL, 10) != batch)
         return;
     int fd = open(marker, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     if (fd == -1)
@@ -414,29 +482,54 @@ s_test_stop_in_txn(void)
     (void)raise(SIGSTOP);
 }
 
+//  Whether any row of the object may have pending local state (pend: or orig: rows, see
+//  es_local.h). Asked once per batch inside its write transaction, which no local edit can
+//  interleave with. 1 yes, 0 no, -1 error.
+static int
+s_has_local_state(es_txn_t *txn, const char *object, es_err_t *err)
+{
+    static const char *const prefixes[] = {"pend", "orig"};
+    es_buf_t t;
+    es_buf_init(&t);
+    int rc = 0;
+    for (size_t i = 0; i < 2 && rc == 0; i++) {
+        es_store_table(&t, prefixes[i], object);
+        int64_t n = es_txn_count(txn, t.data, err);
+        rc = n < 0 ? -1 : n > 0;
+    }
+    es_buf_release(&t);
+    return rc;
+}
+
 static int
 s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 {
     commit_t *c = ctx;
     job_t *j = &c->self->job;
-    s_test_stop_in_txn();
+    const ops_t *o = c->ops;
+    s_test_stop_in_txn(c->batch);
+    //  Rows with pending local state keep their values (SPEC 3.6.5); with
+    //  downloadReconciliationRequired false the server version wins unconditionally.
+    int protect = j->opts.reconcile ? s_has_local_state(txn, j->object, err) : 0;
+    if (protect < 0)
+        return -1;
     es_buf_t main_b;
     es_buf_init(&main_b);
     es_store_table(&main_b, "main", j->object);
     int rc = 0;
-    if (j->spilled) {
+    if (o->spilled) {
         //  Spilled records first (they were parsed first); the mapping is file-backed, so
         //  the kernel can drop its pages under pressure.
-        void *map = mmap(NULL, j->spilled, PROT_READ, MAP_SHARED, j->spill_fd, 0);
+        void *map = mmap(NULL, o->spilled, PROT_READ, MAP_SHARED, o->spill_fd, 0);
         if (map == MAP_FAILED) {
             rc = es_err_set(err, ES_ESYS, "spill file: mmap: %s", strerror(errno));
         } else {
-            rc = s_apply_ops(txn, j, map, j->spilled, main_b.data, err);
-            munmap(map, j->spilled);
+            rc = s_apply_ops(txn, j, protect, map, o->spilled, main_b.data, err);
+            munmap(map, o->spilled);
         }
     }
     if (rc == 0)
-        rc = s_apply_ops(txn, j, j->ops.data, j->ops.len, main_b.data, err);
+        rc = s_apply_ops(txn, j, protect, o->buf.data, o->buf.len, main_b.data, err);
     es_buf_release(&main_b);
     if (rc)
         return -1;
@@ -452,8 +545,8 @@ s_commit_fn(es_txn_t *txn, void *ctx, es_err_t *err)
     if (c->partial_ctx) {
         es_buf_puts(&row, ",\"partial\":{\"session\":");
         es_buf_json_str(&row, j->session, strlen(j->session));
-        es_buf_printf(&row, ",\"batch\":%u,\"records\":%llu,\"delta_context\":%s}", j->batch,
-                      (unsigned long long)(j->records + j->nops), c->partial_ctx);
+        es_buf_printf(&row, ",\"batch\":%u,\"records\":%llu,\"delta_context\":%s}", c->batch,
+                      (unsigned long long)(j->records + o->n), c->partial_ctx);
     }
     es_buf_putc(&row, '}');
     rc = es_txn_put(txn, "ctx", j->ctx_key.data, j->ctx_key.len, row.data, row.len, err);
@@ -535,18 +628,50 @@ s_on_done(void *ctx, const es_http_result_t *r)
         return;
     }
     int64_t t_parsed = es_now_ms();
-    commit_t c = {self, more ? dctx : NULL, more ? NULL : new_delta};
+    figures_t f = {.bytes = j->bytes,
+                   .request_ms = j->t_sent - j->t_start,
+                   .parse_ms = j->parse_us / 1000,
+                   .retries = j->attempt};
+    f.network_ms = (t_parsed - j->t_sent) - f.parse_ms;
+    //  The parsed batch moves to ready (with its parser, which holds dctx), so that the next
+    //  request can start now: the server prepares batch N+1 while batch N commits. Nothing of
+    //  N+1 is written before N is committed, so a crash anywhere resumes from N-1 or N.
+    es_dlparse_t *done_parser = j->parser;
+    j->parser = NULL;
+    ops_t spare = j->ready;
+    j->ready = j->ops;
+    j->ops = spare;
+    bool prefetch = more && !j->cancelled, prefetch_failed = false;
+    es_err_t prefetch_err;
+    if (prefetch) {
+        //  Next batch: echo the server's delta_context verbatim.
+        es_buf_reset(&j->body);
+        es_buf_printf(&j->body, "{\"delta_context\":%s}", dctx);
+        j->attempt = 0;
+        prefetch_failed = s_request(self, &prefetch_err) != 0;
+        if (!prefetch_failed)
+            es_http_kick(self->w.http);
+    }
+    commit_t c = {self, &j->ready, j->batch, more ? dctx : NULL, more ? NULL : new_delta};
     //  A big commit (or a wait for the writer lock) must not look like silence.
     es_actor_beat(self->w.actor);
-    if (es_store_write(self->w.store, s_commit_fn, &c, &err)) {
-        s_job_end(self, 2000, err.what);
+    int rc = es_store_write(self->w.store, s_commit_fn, &c, &err);
+    f.persist_ms = es_now_ms() - t_parsed;
+    f.records = j->ready.n;
+    es_dlparse_destroy(&done_parser); //  dctx and new_delta die here
+    if (rc) {
+        s_job_end(self, 2000, err.what); //  drops the request of the next batch
         return;
     }
-    int64_t t_committed = es_now_ms();
-    j->records += j->nops;
-    int64_t parse_ms = j->parse_us / 1000;
-    s_progress(self, "Ended", j->nops, j->t_sent - j->t_start, (t_parsed - j->t_sent) - parse_ms,
-               parse_ms, t_committed - t_parsed, !more);
+    j->records += j->ready.n;
+    j->untrimmed += f.bytes;
+    if (j->untrimmed >= TRIM_EVERY || !more) {
+        j->untrimmed = 0;
+        if (es_store_trim(self->w.store, &err))
+            es_log_warn("%s", err.what); //  memory only: the download goes on
+    }
+    s_ops_reset(&j->ready);
+    s_progress(self, "Ended", &f, !more);
     if (!more) {
         s_job_end(self, 0, NULL);
         return;
@@ -555,12 +680,13 @@ s_on_done(void *ctx, const es_http_result_t *r)
         s_job_end(self, 2478, "Syncing operation has been cancelled");
         return;
     }
-    //  Next batch: echo the server's delta_context verbatim.
-    es_buf_reset(&j->body);
-    es_buf_printf(&j->body, "{\"delta_context\":%s}", dctx);
     j->batch++;
-    j->attempt = 0;
-    s_send(self);
+    if (prefetch_failed) {
+        s_job_end(self, 2030, prefetch_err.what);
+        return;
+    }
+    s_progress(self, "Started", NULL, false);
+    s_progress(self, "InProgress", NULL, false);
 }
 
 //  --- jobs ------------------------------------------------------------------------------------
@@ -577,7 +703,8 @@ s_start_job(download_t *self, const es_download_t *d)
         return;
     }
     memset(j, 0, sizeof *j);
-    j->spill_fd = -1;
+    s_ops_init(&j->ops);
+    s_ops_init(&j->ready);
     j->active = true;
     es_actor_set_busy(self->w.actor, true);
     snprintf(j->session, sizeof j->session, "%s", d->session);
@@ -586,7 +713,6 @@ s_start_job(download_t *self, const es_download_t *d)
     snprintf(j->object, sizeof j->object, "%s", d->object);
     es_buf_init(&j->ctx_key);
     es_buf_init(&j->body);
-    es_buf_init(&j->ops);
     es_buf_init(&j->errors);
     es_err_t err;
     char *base;
@@ -651,7 +777,8 @@ download_new(const es_actor_opts_t *opts, es_err_t *err)
 {
     download_t *self = es_calloc(1, sizeof *self);
     self->opts = *opts;
-    self->job.spill_fd = -1;
+    s_ops_init(&self->job.ops);
+    s_ops_init(&self->job.ready);
     self->seed = (uint32_t)getpid() ^ (uint32_t)es_now_ms();
     es_buf_init(&self->key);
     es_buf_init(&self->val);
@@ -668,20 +795,7 @@ download_destroy(download_t **self_p)
     if (!*self_p)
         return;
     download_t *self = *self_p;
-    job_t *j = &self->job;
-    es_dlparse_destroy(&j->parser);
-    es_meta_destroy(&j->meta);
-    if (j->opts_parsed)
-        es_syncopts_release(&j->opts);
-    free(j->url);
-    free(j->filter);
-    free(j->delta);
-    es_buf_release(&j->ctx_key);
-    es_buf_release(&j->body);
-    es_buf_release(&j->ops);
-    es_buf_release(&j->errors);
-    if (j->spill_fd >= 0)
-        close(j->spill_fd);
+    s_job_release(self);
     es_worker_close(&self->w);
     es_buf_release(&self->key);
     es_buf_release(&self->val);

@@ -226,6 +226,56 @@ test_object_level(void **state)
     s_check_ok(s_customer, s_object_doc, s_object_expected);
 }
 
+//  Columns are matched by name whatever their order, which may change from record to record
+//  (the parser guesses each column from the previous record's order).
+static void
+test_column_order(void **state)
+{
+    (void)state;
+    s_check_ok(s_customer,
+               "{\"records\":["
+               "{\"id\":1,\"name\":\"a\",\"age\":2,\"score\":3,\"active\":true},"
+               "{\"active\":false,\"score\":4,\"age\":5,\"name\":\"b\",\"id\":2},"
+               "{\"x\":0,\"age\":6,\"id\":3,\"y\":[1],\"active\":null,\"name\":\"c\"},"
+               "{\"name\":\"d\",\"id\":4},"
+               "{\"name\":\"e\",\"id\":5,\"nam\":1,\"names\":2,\"ID\":3,\"score\":1.5},"
+               "{\"id\":6,\"name\":\"f\",\"age\":7,\"score\":8,\"active\":true}]}",
+               "Customer U [] {\"id\":1,\"name\":\"a\",\"age\":2,\"score\":3,\"active\":true}\n"
+               "Customer U [] {\"id\":2,\"name\":\"b\",\"age\":5,\"score\":4,\"active\":false}\n"
+               "Customer U [] {\"id\":3,\"name\":\"c\",\"age\":6,\"active\":null}\n"
+               "Customer U [] {\"id\":4,\"name\":\"d\"}\n"
+               "Customer U [] {\"id\":5,\"name\":\"e\",\"score\":1.5}\n"
+               "Customer U [] {\"id\":6,\"name\":\"f\",\"age\":7,\"score\":8,\"active\":true}\n"
+               "errmsg=\nmore=0\ncount=6\ndc=(null)\n");
+    //  The key twice is caught also when the guess is right for the first of them.
+    s_check_err_str(s_customer, "{\"records\":[{\"id\":1,\"name\":\"a\"},{\"id\":2,\"id\":3}]}",
+                    ES_EPROTO, "records[1].id: key column given twice");
+}
+
+//  Integers: the short ones are read without strtoll; the limits of int64 and beyond.
+static void
+test_integers(void **state)
+{
+    (void)state;
+    s_check_ok(s_customer,
+               "{\"records\":[{\"id\":0,\"age\":-0},{\"id\":-7,\"age\":123456789012345678},"
+               "{\"id\":-123456789012345678,\"age\":9223372036854775807},"
+               "{\"id\":-9223372036854775808,\"age\":1999999999999999999},"
+               "{\"id\":8,\"age\":2.0e1,\"score\":12345678901234567890}]}",
+               "Customer U [] {\"id\":0,\"age\":0}\n"
+               "Customer U [] {\"id\":-7,\"age\":123456789012345678}\n"
+               "Customer U [] {\"id\":-123456789012345678,\"age\":9223372036854775807}\n"
+               "Customer U [] {\"id\":-9223372036854775808,\"age\":1999999999999999999}\n"
+               "Customer U [] {\"id\":8,\"age\":20,\"score\":1.2345678901234567e+19}\n"
+               "errmsg=\nmore=0\ncount=5\ndc=(null)\n");
+    s_check_err_str(s_customer, "{\"records\":[{\"id\":9223372036854775808}]}", ES_EPROTO,
+                    "records[0].id: expected int, got number out of int64 range");
+    s_check_err_str(s_customer, "{\"records\":[{\"id\":1,\"age\":-10000000000000000000}]}",
+                    ES_EPROTO, "records[0].age: expected int, got number out of int64 range");
+    s_check_err_str(s_customer, "{\"records\":[{\"id\":1.5}]}", ES_EPROTO,
+                    "records[0].id: expected int, got non-integral number");
+}
+
 static void
 test_records_after_delta_context(void **state)
 {
@@ -711,6 +761,7 @@ main(void)
         cmocka_unit_test(test_nesting),        cmocka_unit_test(test_delta_context_too_big),
         cmocka_unit_test(test_callback_error), cmocka_unit_test(test_prefixes),
         cmocka_unit_test(test_big_response),   cmocka_unit_test(test_many_delta_objs),
+        cmocka_unit_test(test_column_order),   cmocka_unit_test(test_integers),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

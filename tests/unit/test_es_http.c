@@ -819,6 +819,42 @@ test_abort_all(void **state)
         es_buf_release(&c[i].body);
 }
 
+//  es_http_kick sends a started request without anything else driving the transfer, and never
+//  reports an end: that waits for es_http_perform.
+static void
+test_kick(void **state)
+{
+    (void)state;
+    es_http_t *h = s_http(60000);
+    ctx_t c, e;
+    s_ctx_init(&c);
+    s_ctx_init(&e);
+    int before = atomic_load(&s_srv.hanging);
+    s_get(h, "/hang", &c);
+    int64_t end = s_now_ms() + 10000;
+    while (atomic_load(&s_srv.hanging) == before && s_now_ms() < end) {
+        es_http_kick(h);
+        s_sleep_ms(5);
+    }
+    assert_int_equal(atomic_load(&s_srv.hanging), before + 1); //  the request reached the server
+    es_http_abort_all(h);
+    s_get(h, "/echo", &e);
+    end = s_now_ms() + 300; //  long enough for the answer to arrive and end the transfer
+    while (s_now_ms() < end) {
+        es_http_kick(h);
+        s_sleep_ms(5);
+    }
+    assert_int_equal(e.done_calls, 0);
+    assert_int_equal(es_http_active(h), 1);
+    s_drive(h, 10000);
+    assert_int_equal(e.done_calls, 1);
+    assert_int_equal(e.result.status, 200);
+    assert_int_equal(c.done_calls, 0);
+    es_buf_release(&c.body);
+    es_buf_release(&e.body);
+    es_http_destroy(&h);
+}
+
 static void
 test_error_page_excerpt(void **state)
 {
@@ -873,6 +909,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_streamed_200),
+        cmocka_unit_test(test_kick),
         cmocka_unit_test(test_status_codes),
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_on_data_fails),

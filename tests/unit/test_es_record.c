@@ -458,6 +458,106 @@ test_int_widths(void **state)
     }
 }
 
+//  The builder's own MessagePack writer gives exactly msgpack-c's bytes (the shortest forms):
+//  integers at every width boundary, strings of every header size, doubles, booleans, nil, and
+//  map headers of both sizes.
+static void
+s_check_bytes(es_record_builder_t *b, const msgpack_sbuffer *want)
+{
+    es_buf_t out;
+    es_buf_init(&out);
+    es_err_t err;
+    assert_int_equal(es_record_builder_end(b, &out, &err), 0);
+    assert_int_equal(out.len, want->size);
+    assert_memory_equal(out.data, want->data, want->size);
+    es_buf_release(&out);
+}
+
+static void
+test_builder_bytes(void **state)
+{
+    (void)state;
+    static const int64_t ints[] = {
+        0,         1,  127, 128, 255,  256,  65535,  65536,  4294967295, 1LL << 32,
+        INT64_MAX, -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN,  (int64_t)INT32_MIN - 1,
+        INT64_MIN};
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 65535, 65536, 70000};
+    char *big = es_malloc(70000);
+    memset(big, 'z', 70000);
+    es_record_builder_t *b = es_record_builder_new(s_item);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        size_t len = lens[i % (sizeof lens / sizeof lens[0])];
+        double price = i % 2 ? 2.5 : -1e300;
+        es_record_builder_reset(b);
+        es_value_t v = {.type = ES_V_INT, .u.i = ints[i]};
+        es_err_t err;
+        assert_int_equal(es_record_builder_set(b, "id", 2, &v, &err), 0);
+        assert_int_equal(es_record_builder_set(b, "qty", 3, &v, &err), 0);
+        v = (es_value_t){.type = ES_V_DOUBLE, .u.d = price};
+        assert_int_equal(es_record_builder_set(b, "price", 5, &v, &err), 0);
+        v = (es_value_t){.type = ES_V_BOOL, .u.b = i % 3 == 0};
+        assert_int_equal(es_record_builder_set(b, "ok", 2, &v, &err), 0);
+        v = (es_value_t){.type = ES_V_NULL};
+        assert_int_equal(es_record_builder_set(b, "name", 4, &v, &err), 0);
+        v = (es_value_t){.type = ES_V_STR, .u.s = {big, len}};
+        assert_int_equal(es_record_builder_set(b, "note", 4, &v, &err), 0);
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        //  Metadata order: id name price ok day at qty note.
+        assert_int_equal(msgpack_pack_map(&pk, 6), 0);
+        assert_int_equal(msgpack_pack_str_with_body(&pk, "id", 2), 0);
+        assert_int_equal(msgpack_pack_int64(&pk, ints[i]), 0);
+        assert_int_equal(msgpack_pack_str_with_body(&pk, "name", 4), 0);
+        assert_int_equal(msgpack_pack_nil(&pk), 0);
+        assert_int_equal(msgpack_pack_str_with_body(&pk, "price", 5), 0);
+        assert_int_equal(msgpack_pack_double(&pk, price), 0);
+        assert_int_equal(msgpack_pack_str_with_body(&pk, "ok", 2), 0);
+        assert_int_equal(i % 3 == 0 ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk), 0);
+        assert_int_equal(msgpack_pack_str_with_body(&pk, "qty", 3), 0);
+        assert_int_equal(msgpack_pack_int64(&pk, ints[i]), 0);
+        assert_int_equal(msgpack_pack_str_with_body(&pk, "note", 4), 0);
+        assert_int_equal(msgpack_pack_str_with_body(&pk, big, len), 0);
+        s_check_bytes(b, &sb);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    es_record_builder_destroy(&b);
+
+    //  A map of 17 columns (map16), long column names (str8).
+    es_buf_t doc;
+    es_buf_init(&doc);
+    es_buf_puts(&doc,
+                "{\"name\":\"S\",\"objects\":[{\"name\":\"Wide\",\"key\":[\"c0\"],\"fields\":[");
+    for (int i = 0; i < 17; i++)
+        es_buf_printf(&doc, "%s{\"name\":\"c%d%s\",\"datatype\":\"int\"}", i ? "," : "", i,
+                      i == 16 ? "_a_column_name_of_more_than_32_bytes" : "");
+    es_buf_puts(&doc, "]}]}");
+    es_err_t err;
+    es_meta_t *meta = es_meta_new(doc.data, doc.len, &err);
+    assert_non_null(meta);
+    b = es_record_builder_new(&meta->objects[0]);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    assert_int_equal(msgpack_pack_map(&pk, 17), 0);
+    for (int i = 0; i < 17; i++) {
+        const char *name = meta->objects[0].fields[i].name;
+        es_value_t v = {.type = ES_V_INT, .u.i = i * 1000};
+        assert_int_equal(es_record_builder_set(b, name, strlen(name), &v, &err), 0);
+        assert_int_equal(msgpack_pack_str_with_body(&pk, name, strlen(name)), 0);
+        assert_int_equal(msgpack_pack_int64(&pk, i * 1000), 0);
+    }
+    assert_int_equal((uint8_t)sb.data[0], 0xde);
+    s_check_bytes(b, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    es_record_builder_destroy(&b);
+    es_meta_destroy(&meta);
+    es_buf_release(&doc);
+    free(big);
+}
+
 static void
 test_doubles_to_json(void **state)
 {
@@ -643,6 +743,7 @@ main(void)
         cmocka_unit_test(test_from_json),      cmocka_unit_test(test_from_json_errors),
         cmocka_unit_test(test_int_widths),     cmocka_unit_test(test_doubles_to_json),
         cmocka_unit_test(test_wide_encodings), cmocka_unit_test(test_malformed_records),
+        cmocka_unit_test(test_builder_bytes),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

@@ -1,0 +1,87 @@
+"""The download pipeline (issue 7): the request of batch N+1 leaves before batch N commits, so
+the server prepares it meanwhile. Proven end to end: the download actor is stopped (SIGSTOP, test
+hook) inside the write transaction of batch 3; by then the server has received the request of
+batch 4, and the store holds exactly batches 1-2. The actor is then SIGKILLed: the sync resumes
+from batch 2's context, fetches batches 3 and 4 again (and nothing else twice), commits every batch
+exactly once, and the store equals the server record by record."""
+import json
+import os
+import signal
+import sys
+import time
+
+from eslib import Env, Sync, actors, check, finish, same_records, served
+
+bindir = sys.argv[1]
+SVC = "SampleSvc"
+RECORDS, BATCH, STOP_AT = 3000, 200, 3
+NEED = (RECORDS + BATCH - 1) // BATCH
+
+
+def state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "gone"
+
+
+def downloads(env):
+    return served(env)["requests"]["download"]
+
+
+conf = "heartbeat.interval_ms = 200\nheartbeat.timeout_ms = 20000\nretry.base_ms = 20\n"
+env = Env(bindir, generate=f"Customer={RECORDS},Product=0,OrderLine=0", extra_conf=conf)
+try:
+    rc, out, err = env.cli("setup")
+    check(rc == 0, f"setup {rc} {err}")
+    env.stop_daemon()
+    marker = os.path.join(env.dir, "stop-in-txn")
+    env.start_daemon({"ES_TEST_STOP_IN_TXN": marker, "ES_TEST_STOP_AT_BATCH": str(STOP_AT)})
+    before = downloads(env)
+    s = Sync(env, SVC, "Customer", "--options",
+             json.dumps({"syncType": "downloadOnly", "downloadBatchSize": BATCH,
+                         "getSyncStats": True}))
+    deadline = time.time() + 30
+    while time.time() < deadline and not os.path.exists(marker):
+        time.sleep(0.01)
+    check(os.path.exists(marker), "the stop hook fired in batch 3's transaction")
+    victim = None
+    deadline = time.time() + 10
+    while time.time() < deadline and victim is None:
+        for a in actors(env):
+            if a["actor"].startswith("download.") and a["pid"] and state(a["pid"]) == "T":
+                victim = a["pid"]
+        time.sleep(0.02)
+    check(victim is not None, "the download actor is stopped")
+    # The request of batch 4 reached the server while batch 3 was not yet committed.
+    deadline = time.time() + 10
+    while time.time() < deadline and downloads(env) - before < STOP_AT + 1:
+        time.sleep(0.02)
+    check(downloads(env) - before == STOP_AT + 1,
+          f"batch {STOP_AT + 1} requested before batch {STOP_AT} committed: "
+          f"{downloads(env) - before} requests")
+    local = env.local_records(SVC, "Customer")
+    check(len(local) == (STOP_AT - 1) * BATCH,
+          f"the store holds batches 1-{STOP_AT - 1} only: {len(local)} records")
+    if victim:
+        os.kill(victim, signal.SIGKILL)
+    rc, out = s.result(timeout=120)
+    res = json.loads(out) if out.strip() else {}
+    check(rc == 0 and res.get("status") == 0, f"the sync completes: {rc} {out[:300]}")
+    got = res.get("syncStats", {}).get("totalDownloadedRecords")
+    check(got == RECORDS, f"totalDownloadedRecords {got}, expected {RECORDS}")
+    ended = sorted(e["batchNumber"] for e in s.events
+                   if e.get("phase") == "Download" and e.get("state") == "Ended")
+    check(ended == list(range(1, NEED + 1)), f"each batch committed once: {ended}")
+    fetched = downloads(env) - before
+    check(fetched == NEED + 2,
+          f"resumed at batch {STOP_AT}: {fetched} requests for {NEED} batches (expected "
+          f"{NEED + 2}: batches {STOP_AT} and {STOP_AT + 1} again)")
+    log = open(os.path.join(env.dir, "daemon.log")).read()
+    check(f"resuming at batch {STOP_AT} (same session)" in log, "resumed from batch 2's context")
+    check(same_records(env.local_records(SVC, "Customer"), env.server_records(SVC, "Customer")),
+          "local == server record by record")
+finally:
+    env.close()
+finish()
