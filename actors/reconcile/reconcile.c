@@ -29,6 +29,8 @@ typedef struct {
     char *url;                     //  listing URL with query string
     es_buf_t body;                 //  request body of the next page
     es_buf_t keys;                 //  keys of the page: [u32 length][key]...
+    es_buf_t done_keys;            //  keys of the page committing while the next one arrives
+    es_buf_t next_ctx;             //  its delta_context (NUL-terminated)
     es_buf_t scratch;              //  "rkeys:<object>": the backend's keys
     es_buf_t ctx_key;              //  "reconcile\n<object>" in ctx: where the listing stands
     es_dlparse_t *parser;          //  page parser
@@ -73,6 +75,8 @@ static void
 s_job_end(reconcile_t *self, int32_t code, const char *what)
 {
     job_t *j = &self->job;
+    if (j->in_flight) //  the next page, requested before this one committed
+        es_http_abort_all(self->w.http);
     char result[96];
     snprintf(result, sizeof result, "{\"reconciledDeletes\":%llu}", (unsigned long long)j->deleted);
     es_worker_job_done(&self->w, j->session, j->id, code, what, result);
@@ -86,6 +90,8 @@ s_job_end(reconcile_t *self, int32_t code, const char *what)
     free(j->url);
     es_buf_release(&j->body);
     es_buf_release(&j->keys);
+    es_buf_release(&j->done_keys);
+    es_buf_release(&j->next_ctx);
     es_buf_release(&j->scratch);
     es_buf_release(&j->ctx_key);
     memset(j, 0, sizeof *j);
@@ -157,6 +163,8 @@ s_send(reconcile_t *self)
 typedef struct {
     job_t *job;
     const char *next_ctx; //  delta_context of the next page, NULL when the listing is complete
+    const es_buf_t *keys; //  the page's keys
+    size_t count;         //  records the page listed
 } page_t;
 
 //  A page's keys and where the listing stands, in one transaction: a restarted job of the same
@@ -166,7 +174,7 @@ s_store_keys_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 {
     page_t *pg = ctx;
     job_t *j = pg->job;
-    const char *p = j->keys.data, *end = p + j->keys.len;
+    const char *p = pg->keys->data, *end = p + pg->keys->len;
     while (p < end) {
         uint32_t n;
         memcpy(&n, p, 4);
@@ -180,7 +188,7 @@ s_store_keys_fn(es_txn_t *txn, void *ctx, es_err_t *err)
     es_buf_puts(&row, "{\"session\":");
     es_buf_json_str(&row, j->session, strlen(j->session));
     es_buf_printf(&row, ",\"pages\":%u,\"listed\":%llu,\"next\":%s}", j->pages + 1,
-                  (unsigned long long)(j->listed + es_dlparse_count(j->parser)),
+                  (unsigned long long)(j->listed + pg->count),
                   pg->next_ctx ? pg->next_ctx : "null");
     int rc = es_txn_put(txn, "ctx", j->ctx_key.data, j->ctx_key.len, row.data, row.len, err);
     es_buf_release(&row);
@@ -430,34 +438,47 @@ s_on_done(void *ctx, const es_http_result_t *r)
     }
     es_err_t err;
     es_actor_beat(self->w.actor);
-    const char *dctx = es_dlparse_delta_context(j->parser);
+    j->attempt = 0;
     bool more = es_dlparse_has_more(j->parser);
-    page_t pg = {j, more ? dctx : NULL};
+    size_t count = es_dlparse_count(j->parser);
+    const char *dctx = es_dlparse_delta_context(j->parser);
+    if (more && (!dctx || (count == 0 && strstr(j->body.data, dctx)))) {
+        snprintf(what, sizeof what, "%s: key listing does not advance", j->url);
+        s_job_end(self, 2474, what);
+        return;
+    }
+    //  Keep this page (its keys and next position) and ask for the next one before committing
+    //  it: the backend lists page N+1 while page N is written. The parser and key buffer are
+    //  the new request's from here on.
+    es_buf_reset(&j->next_ctx);
+    if (more)
+        es_buf_append(&j->next_ctx, dctx, strlen(dctx) + 1);
+    es_buf_t t = j->done_keys;
+    j->done_keys = j->keys;
+    j->keys = t;
+    if (more && !j->cancelled) {
+        es_buf_reset(&j->body);
+        es_buf_printf(&j->body, "{\"delta_context\":%s}", j->next_ctx.data);
+        s_send(self);
+        if (!j->active)
+            return; //  could not start it: the job ended
+        es_http_kick(self->w.http);
+    }
+    page_t pg = {j, more ? j->next_ctx.data : NULL, &j->done_keys, count};
     if (es_store_write(self->w.store, s_store_keys_fn, &pg, &err)) {
         s_job_end(self, 2000, err.what);
         return;
     }
     s_trim(self);
     j->pages++;
-    j->listed += es_dlparse_count(j->parser);
-    j->attempt = 0;
-    s_progress(self, "InProgress", (uint32_t)es_dlparse_count(j->parser));
+    j->listed += count;
+    s_progress(self, "InProgress", (uint32_t)count);
     if (j->cancelled) {
         s_job_end(self, 2478, "Syncing operation has been cancelled");
         return;
     }
-    if (more) {
-        if (!dctx || (es_dlparse_count(j->parser) == 0 && strstr(j->body.data, dctx))) {
-            snprintf(what, sizeof what, "%s: key listing does not advance", j->url);
-            s_job_end(self, 2474, what);
-            return;
-        }
-        es_buf_reset(&j->body);
-        es_buf_printf(&j->body, "{\"delta_context\":%s}", dctx);
-        s_send(self);
-        return;
-    }
-    s_finish(self);
+    if (!more)
+        s_finish(self);
 }
 
 //  --- jobs ----------------------------------------------------------------------------------
@@ -481,6 +502,8 @@ s_start_job(reconcile_t *self, const es_reconcile_t *q)
     snprintf(j->object, sizeof j->object, "%s", q->object);
     es_buf_init(&j->body);
     es_buf_init(&j->keys);
+    es_buf_init(&j->done_keys);
+    es_buf_init(&j->next_ctx);
     es_buf_init(&j->scratch);
     es_buf_init(&j->ctx_key);
     es_store_table(&j->scratch, "rkeys", j->object);
@@ -586,6 +609,8 @@ reconcile_destroy(reconcile_t **self_p)
     free(j->url);
     es_buf_release(&j->body);
     es_buf_release(&j->keys);
+    es_buf_release(&j->done_keys);
+    es_buf_release(&j->next_ctx);
     es_buf_release(&j->scratch);
     es_buf_release(&j->ctx_key);
     es_worker_close(&self->w);
