@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 
 #define SRV_SERVICE "SampleSvc"
@@ -101,8 +102,22 @@ int srv_json_value(yajl_val v, es_value_t *out);
 void srv_json_write(es_buf_t *out, yajl_val v);
 //  Append a value as JSON text.
 void srv_json_write_value(es_buf_t *out, const es_value_t *v);
-//  Parse a request body (empty = {}); NULL with err naming the problem. Root must be an object.
+//  Parse a request body (empty = {}); NULL with err naming the problem. Root must be an object,
+//  nested at most SRV_JSON_MAX_DEPTH levels (a deeper body gets SRV_JSON_DEPTH_MSG).
 yajl_val srv_json_parse(const char *body, size_t len, es_err_t *err);
+#define SRV_JSON_MAX_DEPTH 64
+#define SRV_JSON_DEPTH_MSG "body: nested deeper than 64 levels"
+//  The text srv_json_parse parses: body, or "{}" when it is only whitespace. NULL with err if
+//  the body holds a NUL byte. *tlen gets the text's length.
+const char *srv_json_body_text(const char *body, size_t len, size_t *tlen, es_err_t *err);
+//  Configure a yajl handle for request bodies as srv_json_parse does (comments allowed).
+void srv_json_config(yajl_handle h);
+//  Set err to "malformed JSON body: <first line of yajl's error>" for a failed parse of text.
+void srv_json_error(yajl_handle h, const char *text, size_t len, es_err_t *err);
+//  A JSON number token (s[0..len), as yajl lexed it) as the tree sees it: ES_V_INT when plain
+//  digits within int64 (not -2^63), else ES_V_DOUBLE when strtod takes it without ERANGE;
+//  -1 when neither (a node srv_json_value refuses).
+int srv_json_number(const char *s, size_t len, es_value_t *out);
 
 // ---------------------------------------------------------------- stats and shared state
 

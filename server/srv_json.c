@@ -2,10 +2,12 @@
 //  the Foundry error shape, counters and interruptible sleeps.
 #include "common/es_mem.h"
 #include "server/srv.h"
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -86,20 +88,148 @@ srv_json_write(es_buf_t *out, yajl_val v)
     srv_json_write_value(out, &ev);
 }
 
+int
+srv_json_number(const char *s, size_t len, es_value_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len == 0)
+        return -1; //  yajl never lexes one; strtod would read it as 0
+    //  yajl's integer test: plain digits whose magnitude fits int64 (-2^63 itself does not).
+    size_t i = len > 0 && s[0] == '-' ? 1 : 0;
+    bool plain = i < len, fits = true;
+    uint64_t mag = 0;
+    for (size_t k = i; k < len; k++) {
+        if (s[k] < '0' || s[k] > '9') {
+            plain = false;
+            break;
+        }
+        uint64_t dg = (uint64_t)(s[k] - '0');
+        if (fits && mag > ((uint64_t)INT64_MAX - dg) / 10)
+            fits = false;
+        else if (fits)
+            mag = mag * 10 + dg;
+    }
+    if (plain && fits) {
+        out->type = ES_V_INT;
+        out->u.i = i ? -(int64_t)mag : (int64_t)mag;
+        return 0;
+    }
+    //  strtod needs a terminated copy; the tree accepts a double only without ERANGE.
+    char small[64];
+    char *copy = len < sizeof small ? small : es_malloc(len + 1);
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(copy, &end);
+    bool ok = errno == 0 && end == copy + len;
+    if (copy != small)
+        free(copy);
+    if (!ok)
+        return -1;
+    out->type = ES_V_DOUBLE;
+    out->u.d = d;
+    return 0;
+}
+
+void
+srv_json_error(yajl_handle h, const char *text, size_t len, es_err_t *err)
+{
+    unsigned char *e = yajl_get_error(h, 1, (const unsigned char *)text, len);
+    char ebuf[256];
+    //  yajl's text spans lines and repeats the input; keep its first line.
+    snprintf(ebuf, sizeof ebuf, "%s", e ? (const char *)e : "");
+    if (e)
+        yajl_free_error(h, e);
+    char *nl = strchr(ebuf, '\n');
+    if (nl)
+        *nl = '\0';
+    es_err_set(err, ES_EINVAL, "malformed JSON body: %s", ebuf[0] ? ebuf : "parse error");
+}
+
+const char *
+srv_json_body_text(const char *body, size_t len, size_t *tlen, es_err_t *err)
+{
+    size_t i = 0;
+    while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
+        i++;
+    if (i == len) {
+        *tlen = 2;
+        return "{}";
+    }
+    if (memchr(body, '\0', len)) {
+        es_err_set(err, ES_EINVAL, "malformed JSON body: contains a NUL byte");
+        return NULL;
+    }
+    *tlen = len;
+    return body;
+}
+
+//  Depth check pass: yajl_tree_parse has no depth bound and yajl_tree_free recurses.
+typedef struct {
+    int depth;     //  containers open
+    bool too_deep; //  went over SRV_JSON_MAX_DEPTH
+} s_depth_t;
+
+static int
+s_depth_open(void *ctx)
+{
+    s_depth_t *d = ctx;
+    if (++d->depth > SRV_JSON_MAX_DEPTH) {
+        d->too_deep = true;
+        return 0;
+    }
+    return 1;
+}
+
+static int
+s_depth_close(void *ctx)
+{
+    ((s_depth_t *)ctx)->depth--;
+    return 1;
+}
+
+static int
+s_depth_check(const char *text, size_t len, es_err_t *err)
+{
+    static const yajl_callbacks cb = {.yajl_start_map = s_depth_open,
+                                      .yajl_end_map = s_depth_close,
+                                      .yajl_start_array = s_depth_open,
+                                      .yajl_end_array = s_depth_close};
+    s_depth_t d = {0, false};
+    yajl_handle h = yajl_alloc(&cb, NULL, &d);
+    if (!h)
+        return es_err_set(err, ES_EINVAL, "body: out of memory");
+    srv_json_config(h);
+    yajl_status st = yajl_parse(h, (const unsigned char *)text, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    int rc = 0;
+    if (d.too_deep)
+        rc = es_err_set(err, ES_EINVAL, SRV_JSON_DEPTH_MSG);
+    else if (st != yajl_status_ok) {
+        srv_json_error(h, text, len, err);
+        rc = -1;
+    }
+    yajl_free(h);
+    return rc;
+}
+
+void
+srv_json_config(yajl_handle h)
+{
+    //  What yajl_tree_parse sets: request bodies keep the dialect they always had.
+    yajl_config(h, yajl_allow_comments, 1);
+}
+
 yajl_val
 srv_json_parse(const char *body, size_t len, es_err_t *err)
 {
     char ebuf[256];
-    const char *text = body;
-    size_t i = 0;
-    while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
-        i++;
-    if (i == len)
-        text = "{}";
-    else if (memchr(body, '\0', len)) {
-        es_err_set(err, ES_EINVAL, "malformed JSON body: contains a NUL byte");
+    size_t tlen;
+    const char *text = srv_json_body_text(body, len, &tlen, err);
+    if (!text || s_depth_check(text, tlen, err))
         return NULL;
-    }
     ebuf[0] = '\0';
     yajl_val root = yajl_tree_parse(text, ebuf, sizeof ebuf);
     if (!root) {

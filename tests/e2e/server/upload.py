@@ -271,12 +271,73 @@ def test_cache(binary, c):
         c.eq("cache off exit", s.stop(), 0)
 
 
+def g15(d):
+    """What the server writes for a double: the shorter of %.15g and %.17g that reads back."""
+    t = "%.15g" % d
+    return t if float(t) == d else "%.17g" % d
+
+
+def test_bodies(s, c):
+    """Upload bodies read by the fast path and by yajl (escapes, comments, non-ASCII) give the same
+    records; doubles come back formatted as before; nesting is bounded at 64 levels."""
+    path = s.obj_path("Customer")
+    up = {"X-Http-Method-Override": "UPLOAD"}
+    # one record in plain JSON and the same in a form only yajl reads
+    plain = ('{"records":[{"id":-1,"name":"Plain","city":"Porto","active":true,"_metadata":'
+             '{"object":"Customer","action":"create","checksum":"","rowId":1}}]}')
+    fancy = ('/* c */ {"records":[{"id":-1,"name":"Pl\\u0061in","city":"Po\\u0072to",'
+             '"active":true,"_metadata":{"object":"Customer","action":"create",'
+             '"checksum":"","rowId":1}}]} // end')
+    answers_ = []
+    for body in (plain, fancy):
+        st, hd, raw = s.raw("POST", path, body, up)
+        js = json.loads(raw)
+        c.eq("body form status", (st, js["_metadata"]["successCount"]), (200, 1))
+        answers_.append(strip_meta(js["objects"][0]["records"][0]))
+    c.eq("fast and yajl paths read the same record", answers_[0]["name"], answers_[1]["name"])
+    c.eq("escaped city", answers_[1]["city"], "Porto")
+    # non-ASCII and escaped quotes come back escaped exactly once
+    st, hd, raw = s.raw("POST", path, json.dumps({"records": [cust(-2, 2, name='Z\u00fc "q" \\',
+                                                                  city="a\tb")]}), up)
+    r = json.loads(raw)["objects"][0]["records"][0]
+    c.eq("non-ASCII and escapes round-trip", (r["name"], r["city"]), ('Z\u00fc "q" \\', "a\tb"))
+    # doubles: the answer text, not just the value
+    values = [0.25, 0.1, 0.3, 1e-4, 0.0001234, 9.5e-5, 123456.789, -42.125, 99999999999999.9,
+              999999999999999.0, 1e15, 1.5e300, 2.5e-7, 0.30000000000000004, 1 / 3.0, -0.0, 7.0,
+              12345678.12345678, 0.123456789, 1e-5]
+    recs = [cust(-10 - i, 10 + i, balance=v) for i, v in enumerate(values)]
+    st, hd, raw = s.raw("POST", path, json.dumps({"records": recs}), up)
+    texts = re.findall(r'"balance":([^,}]*)', raw.decode())
+    c.eq("double texts", texts, [g15(v) for v in values])
+    # nesting: 64 levels are fine, 65 are refused with a 400 naming the problem, on every
+    # endpoint that reads a body
+    deep_ok = '{"records":[],"x":' + "[" * 63 + "]" * 63 + "}"
+    st, js, _ = s.call("POST", path, deep_ok, up)
+    c.eq("64 levels accepted", (st, js["_metadata"]["recordCount"]), (200, 0))
+    deep = '{"records":[],"x":' + "[" * 64 + "]" * 64 + "}"
+    msg = "body: nested deeper than 64 levels"
+    for what, p, h, port in (("upload", path, up, None),
+                             ("download", path, {"X-Http-Method-Override": "GET"}, None),
+                             ("faults", "/admin/faults", {}, s.admin_port)):
+        st, js, _ = s.call("POST", p, deep, h, port=port)
+        c.eq("65 levels refused: " + what, (st, js and js.get("errmsg")), (400, msg))
+    huge = "[" * 2000000
+    st, js, _ = s.call("POST", path, huge, up)
+    c.eq("2,000,000 levels refused", (st, js["errmsg"]), (400, msg))
+    # a syntax error before the 65th level is reported as such
+    st, js, _ = s.call("POST", path, '{"a":1,,' + "[" * 70, up)
+    c.true("syntax error first", st == 400 and "malformed JSON body" in js["errmsg"], js)
+    st, js, _ = s.call("POST", path, '{"a":' + "[" * 70 + "x", up)
+    c.eq("depth first", js["errmsg"], msg)
+
+
 def main(binary, c):
     n = 20
     s = Server(binary, "--generate", str(n))
     try:
         test_upload(s, c, n)
         test_rejects(s, c, n)
+        test_bodies(s, c)
     finally:
         c.eq("server exit", s.stop(), 0)
     test_policy(binary, c, "none", True)
