@@ -61,7 +61,9 @@ typedef struct {
 //  "records":[...]}]}). fn is called once per record (valid during the call; return 0, or -1
 //  with err to stop). Nested child arrays inside records are skipped (D17). -1 with err
 //  (ES_EPROTO) naming where on malformed JSON, wrong types, nesting over 64, a record that is
-//  not an object; an error envelope (opstatus != 0) parses fine (see sum).
+//  not an object, a body of 2 GiB or more; an error envelope (opstatus != 0) parses fine (see
+//  sum). The whole body is checked as JSON before fn sees a record; strings end at a decoded
+//  "\u0000".
 typedef int(es_upload_rec_fn)(void *ctx, const es_upload_rec_t *r, es_err_t *err);
 int es_upload_parse(const es_meta_t *meta, const char *json, size_t len, es_upload_rec_fn *fn,
                     void *ctx, es_upload_summary_t *sum, es_err_t *err);

@@ -239,27 +239,35 @@ done:
 //  ---------------------------------------------------------------------------------------------
 //  Table access helpers
 
+//  The object's table names (es_store_table's "<prefix>:<object>"), in one allocation: this
+//  runs for every record an answer applies.
 typedef struct {
-    es_buf_t main, orig, pend;
+    char *names; //  "main:<object>\0orig:<object>\0pend:<object>\0"
+    struct {
+        const char *data;
+    } main, orig, pend;
 } s_tables_t;
 
 static void
 s_tables_init(s_tables_t *t, const char *object)
 {
-    es_buf_init(&t->main);
-    es_buf_init(&t->orig);
-    es_buf_init(&t->pend);
-    es_store_table(&t->main, "main", object);
-    es_store_table(&t->orig, "orig", object);
-    es_store_table(&t->pend, "pend", object);
+    size_t n = strlen(object), one = 5 + n + 1;
+    t->names = es_malloc(3 * one);
+    static const char prefix[3][6] = {"main:", "orig:", "pend:"};
+    for (size_t i = 0; i < 3; i++) {
+        memcpy(t->names + i * one, prefix[i], 5);
+        memcpy(t->names + i * one + 5, object, n + 1);
+    }
+    t->main.data = t->names;
+    t->orig.data = t->names + one;
+    t->pend.data = t->names + 2 * one;
 }
 
 static void
 s_tables_release(s_tables_t *t)
 {
-    es_buf_release(&t->pend);
-    es_buf_release(&t->orig);
-    es_buf_release(&t->main);
+    free(t->names);
+    t->names = NULL;
 }
 
 //  meta counter "<prefix>/<service>" as 8 little-endian bytes. 1 found, 0 absent, -1 error.
@@ -1912,6 +1920,8 @@ done:
 }
 
 //  Key of the result record with the auto-generated column set to the temporary value.
+//  A key of that column alone is encoded from a one-column record written here; composite
+//  keys go through the record builder.
 static int
 s_temp_key(const es_meta_object_t *obj, const es_local_result_t *r, size_t *col, es_buf_t *tmp,
            es_err_t *err)
@@ -1925,40 +1935,57 @@ s_temp_key(const es_meta_object_t *obj, const es_local_result_t *r, size_t *col,
                           "%s: upload result carries a temporary key but no key column is "
                           "auto-generated",
                           obj->name);
-    es_record_builder_t *b = es_record_builder_new(obj);
+    *col = auto_col;
+    const char *name = obj->fields[auto_col].name;
+    size_t nlen = strlen(name);
     es_buf_t rec;
     es_buf_init(&rec);
     int rc = 0;
+    if (obj->nkey == 1 && nlen <= UINT32_MAX) {
+        //  {name: temp} as map1, str32, int64: any valid MessagePack is the same key (the
+        //  metadata makes an auto-generated column int or number, which take an int as is).
+        uint8_t b[9];
+        b[0] = 0x81;
+        b[1] = 0xdb;
+        for (int i = 0; i < 4; i++)
+            b[2 + i] = (uint8_t)((uint64_t)nlen >> (8 * (3 - i)));
+        es_buf_append(&rec, b, 6);
+        es_buf_append(&rec, name, nlen);
+        b[0] = 0xd3;
+        for (int i = 0; i < 8; i++)
+            b[1 + i] = (uint8_t)((uint64_t)r->temp_value >> (8 * (7 - i)));
+        es_buf_append(&rec, b, 9);
+        rc = es_key_from_record(obj, rec.data, rec.len, tmp, err);
+        es_buf_release(&rec);
+        return rc;
+    }
+    es_record_builder_t *b = es_record_builder_new(obj);
     for (size_t i = 0; i < obj->nkey && rc == 0; i++) {
         if (obj->key[i] == auto_col)
             continue;
         rc = s_copy_col(b, obj, obj->key[i], r->rec, r->rec_len, err) < 0 ? -1 : 0;
     }
     es_value_t v = {.type = ES_V_INT, .u.i = r->temp_value};
-    const char *name = obj->fields[auto_col].name;
-    if (rc == 0 && es_record_builder_set(b, name, strlen(name), &v, err))
+    if (rc == 0 && es_record_builder_set(b, name, nlen, &v, err))
         rc = s_col_err(err, obj);
     if (rc == 0 && (es_record_builder_end(b, &rec, err) ||
                     es_key_from_record(obj, rec.data, rec.len, tmp, err)))
         rc = -1;
     es_buf_release(&rec);
     es_record_builder_destroy(&b);
-    *col = auto_col;
     return rc;
 }
 
-int
-es_local_check_result(es_txn_t *txn, const char *service, const es_local_result_t *r, es_err_t *err)
+//  es_local_check_result, leaving the result's key in pk and, for a result naming a temporary
+//  key, that key in tmp and its column in *col (so that the apply works neither out again).
+static int
+s_check_result(es_txn_t *txn, const char *service, const es_local_result_t *r, es_buf_t *pk,
+               es_buf_t *tmp, size_t *col, es_err_t *err)
 {
-    assert(txn && service && r && r->object);
     const es_meta_object_t *obj = r->object;
-    es_buf_t pk, tmp;
-    es_buf_init(&pk);
-    es_buf_init(&tmp);
-    int rc = -1;
-    if (es_key_from_record(obj, r->rec, r->rec_len, &pk, err)) {
+    if (es_key_from_record(obj, r->rec, r->rec_len, pk, err)) {
         es_err_prefix(err, "upload result");
-        goto done;
+        return -1;
     }
     //  The answer must be about a change we sent: the pending change at its rowId, of this
     //  object and of this key (or of the temporary key the server replaced). A rowId with no
@@ -1966,34 +1993,128 @@ es_local_check_result(es_txn_t *txn, const char *service, const es_local_result_
     //  can never delete or overwrite another key's pending changes.
     es_local_change_t sent;
     int found = s_hist_get(txn, service, r->row_id, &sent, err);
-    if (found <= 0) {
-        rc = found;
-        goto done;
-    }
-    if (sent.object_len != strlen(obj->name) || memcmp(sent.object, obj->name, sent.object_len)) {
-        es_err_set(err, ES_EPROTO, "%s: upload result for rowId %llu, which was sent for %.*s",
-                   obj->name, (unsigned long long)r->row_id, (int)sent.object_len, sent.object);
-        goto done;
-    }
+    if (found <= 0)
+        return found;
+    if (sent.object_len != strlen(obj->name) || memcmp(sent.object, obj->name, sent.object_len))
+        return es_err_set(err, ES_EPROTO,
+                          "%s: upload result for rowId %llu, which was sent for %.*s", obj->name,
+                          (unsigned long long)r->row_id, (int)sent.object_len, sent.object);
     if (r->has_temp) {
-        size_t col = 0;
-        if (r->temp_value >= 0 || s_temp_key(obj, r, &col, &tmp, err) ||
-            sent.pk_len != tmp.len || memcmp(sent.pk, tmp.data, tmp.len)) {
-            es_err_set(err, ES_EPROTO,
-                       "%s: upload result for rowId %llu names a temporary key that was not sent",
-                       obj->name, (unsigned long long)r->row_id);
-            goto done;
-        }
-    } else if (sent.pk_len != pk.len || memcmp(sent.pk, pk.data, pk.len)) {
-        es_err_set(err, ES_EPROTO, "%s: upload result for rowId %llu has another key than sent",
-                   obj->name, (unsigned long long)r->row_id);
-        goto done;
+        if (r->temp_value >= 0 || s_temp_key(obj, r, col, tmp, err) || sent.pk_len != tmp->len ||
+            memcmp(sent.pk, tmp->data, tmp->len))
+            return es_err_set(err, ES_EPROTO,
+                              "%s: upload result for rowId %llu names a temporary key that was "
+                              "not sent",
+                              obj->name, (unsigned long long)r->row_id);
+    } else if (sent.pk_len != pk->len || memcmp(sent.pk, pk->data, pk->len)) {
+        return es_err_set(err, ES_EPROTO,
+                          "%s: upload result for rowId %llu has another key than sent", obj->name,
+                          (unsigned long long)r->row_id);
     }
-    rc = 1;
-done:
+    return 1;
+}
+
+int
+es_local_check_result(es_txn_t *txn, const char *service, const es_local_result_t *r, es_err_t *err)
+{
+    assert(txn && service && r && r->object);
+    es_buf_t pk, tmp;
+    es_buf_init(&pk);
+    es_buf_init(&tmp);
+    size_t col = 0;
+    int rc = s_check_result(txn, service, r, &pk, &tmp, &col, err);
     es_buf_release(&tmp);
     es_buf_release(&pk);
     return rc;
+}
+
+//  The usual answer to a create sent under a temporary key: every pending change of that key
+//  is covered by the answer, the server key has no local state of its own, and no untracked
+//  edit marks the baseline. What the general path (rewrite the key everywhere, then apply)
+//  leaves behind is then known without rewriting anything: no hist, pend or orig rows of either
+//  key, no main row under the temporary key, and the server's record (or nothing, for a
+//  delete) under its key. 1 applied, 0 not that case (nothing written), -1 with err.
+static int
+s_apply_temp_fast(es_txn_t *txn, const char *service, const es_local_result_t *r, bool is_delete,
+                  const s_tables_t *t, const es_buf_t *tmp, const es_buf_t *pk,
+                  const char *checksum, size_t cslen, es_err_t *err)
+{
+    const es_meta_object_t *obj = r->object;
+    uint32_t count, rcount;
+    uint64_t last, rlast;
+    if (s_pend_get(txn, t, tmp->data, tmp->len, &count, &last, err) ||
+        s_pend_get(txn, t, pk->data, pk->len, &rcount, &rlast, err))
+        return -1;
+    if (rcount > 0 || count == 0 || last > r->row_id)
+        return 0;
+    //  The baseline the general path would leave under the server key: its own, else the
+    //  temporary key's (checked as the rewrite checks it).
+    const void *v;
+    size_t vlen;
+    int otmp = es_txn_get(txn, t->orig.data, tmp->data, tmp->len, &v, &vlen, err);
+    if (otmp < 0)
+        return -1;
+    uint8_t mark = 0;
+    if (otmp == 1) {
+        const char *cs;
+        size_t n;
+        const void *rec;
+        size_t rlen;
+        if (vlen < 1 || es_store_rec_unpack((const uint8_t *)v + 1, vlen - 1, &cs, &n, &rec, &rlen))
+            return es_err_set(err, ES_ESTORE, "%s: orig row is malformed", obj->name);
+        mark = ((const uint8_t *)v)[0] & S_ORIG_UNTRACKED;
+    }
+    int oreal = es_txn_get(txn, t->orig.data, pk->data, pk->len, &v, &vlen, err);
+    if (oreal < 0)
+        return -1;
+    if (oreal == 1)
+        mark = vlen >= 1 ? ((const uint8_t *)v)[0] & S_ORIG_UNTRACKED : 0;
+    if (mark)
+        return 0;
+    int mtmp = es_txn_get(txn, t->main.data, tmp->data, tmp->len, &v, &vlen, err);
+    if (mtmp < 0)
+        return -1;
+    if (mtmp == 1) {
+        const char *cs;
+        size_t n;
+        const void *rec;
+        size_t rlen;
+        if (es_store_rec_unpack(v, vlen, &cs, &n, &rec, &rlen))
+            return es_err_set(err, ES_ESTORE, "%s: main row is malformed", obj->name);
+    }
+    int rc;
+    if (count == 1 && last == r->row_id) {
+        //  The key's one row is the one at row_id, which s_check_result found to be this key's:
+        //  no scan for it.
+        rc = s_hist_del(txn, service, r->row_id, err);
+    } else {
+        s_rows_t rows = {0};
+        if (s_hist_collect(txn, service, 1, last, obj->name, tmp->data, tmp->len, count, &rows,
+                           err)) {
+            s_rows_release(&rows);
+            return -1;
+        }
+        if (rows.n != count) { //  pend disagrees with hist: the general path sorts that out
+            s_rows_release(&rows);
+            return 0;
+        }
+        rc = s_rows_delete(txn, service, &rows, err);
+        s_rows_release(&rows);
+    }
+    if (rc || s_pend_put(txn, t, tmp->data, tmp->len, 0, 0, err))
+        return -1;
+    if ((otmp == 1 && es_txn_del(txn, t->orig.data, tmp->data, tmp->len, err) < 0) ||
+        (oreal == 1 && es_txn_del(txn, t->orig.data, pk->data, pk->len, err) < 0) ||
+        (mtmp == 1 && es_txn_del(txn, t->main.data, tmp->data, tmp->len, err) < 0))
+        return -1;
+    if (is_delete)
+        return es_txn_del(txn, t->main.data, pk->data, pk->len, err) < 0 ? -1 : 1;
+    es_buf_t packed;
+    es_buf_init(&packed);
+    es_store_rec_pack(&packed, checksum, cslen, r->rec, r->rec_len);
+    rc = es_txn_put(txn, t->main.data, pk->data, pk->len, packed.data, packed.len, err);
+    es_buf_release(&packed);
+    return rc ? -1 : 1;
 }
 
 int
@@ -2007,29 +2128,36 @@ es_local_apply_result(es_txn_t *txn, const char *service, const es_local_result_
     if (cslen > UINT16_MAX)
         return es_err_set(err, ES_EPROTO, "%s: upload result checksum of %zu bytes", obj->name,
                           cslen);
-    //  0. Only an answer about a change we sent (see es_local_check_result).
-    int found = es_local_check_result(txn, service, r, err);
-    if (found <= 0)
-        return found;
-    s_tables_t t;
-    s_tables_init(&t, obj->name);
     es_buf_t pk, tmp, packed, val, rec;
     es_buf_init(&pk);
     es_buf_init(&tmp);
+    //  0. Only an answer about a change we sent (see es_local_check_result).
+    size_t col = 0;
+    int found = s_check_result(txn, service, r, &pk, &tmp, &col, err);
+    if (found <= 0) {
+        es_buf_release(&tmp);
+        es_buf_release(&pk);
+        return found;
+    }
+    s_tables_t t;
+    s_tables_init(&t, obj->name);
     es_buf_init(&packed);
     es_buf_init(&val);
     es_buf_init(&rec);
     s_rows_t rows = {0};
     int rc = -1;
-    if (es_key_from_record(obj, r->rec, r->rec_len, &pk, err)) {
-        es_err_prefix(err, "upload result");
-        goto done;
-    }
+    //  2. removeAfterUpload (ahead of 1., whose short way needs it)
+    bool is_delete = r->is_delete || remove;
     //  1. temporary key -> server key
     if (r->has_temp) {
-        size_t col = 0;
-        if (s_temp_key(obj, r, &col, &tmp, err))
-            goto done;
+        if (tmp.len != pk.len || memcmp(tmp.data, pk.data, pk.len) != 0) {
+            int fast =
+                s_apply_temp_fast(txn, service, r, is_delete, &t, &tmp, &pk, checksum, cslen, err);
+            if (fast != 0) {
+                rc = fast < 0 ? -1 : 0;
+                goto done;
+            }
+        }
         es_value_t real_v;
         if (es_record_get(r->rec, r->rec_len, obj->fields[col].name, &real_v) != 1) {
             es_err_set(err, ES_EPROTO, "%s: upload result: key column '%s' missing", obj->name,
@@ -2040,8 +2168,6 @@ es_local_apply_result(es_txn_t *txn, const char *service, const es_local_result_
             s_rewrite_key(txn, service, obj, &t, &tmp, &pk, col, &real_v, err))
             goto done;
     }
-    //  2. removeAfterUpload
-    bool is_delete = r->is_delete || remove;
     //  3. hist rows of this key up to the result's rowId
     uint32_t count;
     uint64_t last;

@@ -32,13 +32,14 @@ typedef struct {
     bool cached;                     //  its upcache row is committed already
 } req_t;
 
-//  A successful record kept until the whole answer is parsed (applied in rowId order).
+//  A successful record kept until the whole answer is parsed (applied in rowId order). Its
+//  checksum and record live in the answer's one buffer (offsets: the buffer moves as it grows).
 typedef struct {
     const es_meta_object_t *object;
     uint64_t row_id;
     bool is_delete;
-    char *checksum;
-    char *rec;
+    size_t checksum; //  offset of the NUL-terminated checksum
+    size_t rec;      //  offset of the record
     size_t rec_len;
     bool has_temp;
     int64_t temp_value;
@@ -543,6 +544,7 @@ typedef struct {
     upload_t *self;
     result_t *results; //  successes, applied after the parse in rowId order
     size_t n, cap;
+    es_buf_t data;       //  their checksums and records
     bool missing_row_id; //  a success without rowId (2473)
     char missing_object[ES_NAME_MAX + 1];
     uint64_t failures; //  records with errmsg
@@ -551,12 +553,9 @@ typedef struct {
 static void
 s_answer_release(answer_t *a)
 {
-    for (size_t i = 0; i < a->n; i++) {
-        free(a->results[i].checksum);
-        free(a->results[i].rec);
-    }
     free(a->results);
     a->results = NULL;
+    es_buf_release(&a->data);
     a->n = a->cap = 0;
 }
 
@@ -610,10 +609,11 @@ s_on_rec(void *ctx, const es_upload_rec_t *r, es_err_t *err)
     x->object = r->object;
     x->row_id = r->row_id;
     x->is_delete = r->is_delete;
-    x->checksum = es_strdup(r->checksum ? r->checksum : "");
-    x->rec = es_malloc(r->rec_len ? r->rec_len : 1);
-    if (r->rec_len)
-        memcpy(x->rec, r->rec, r->rec_len);
+    const char *cs = r->checksum ? r->checksum : "";
+    x->checksum = a->data.len;
+    es_buf_append(&a->data, cs, strlen(cs) + 1);
+    x->rec = a->data.len;
+    es_buf_append(&a->data, r->rec, r->rec_len);
     x->rec_len = r->rec_len;
     x->has_temp = r->has_temp;
     x->temp_value = r->temp_value;
@@ -657,8 +657,9 @@ s_apply_fn(es_txn_t *txn, void *ctx, es_err_t *err)
     a->applied = a->skipped = 0; //  es_store_write may run this again
     for (size_t i = 0; i < a->answer->n; i++) {
         const result_t *x = &a->answer->results[i];
-        es_local_result_t r = {x->object, x->row_id,  x->is_delete, x->checksum,
-                               x->rec,    x->rec_len, x->has_temp,  x->temp_value};
+        const char *d = a->answer->data.data;
+        es_local_result_t r = {x->object,  x->row_id,  x->is_delete, d + x->checksum,
+                               d + x->rec, x->rec_len, x->has_temp,  x->temp_value};
         //  In a failed batch each success stands alone: one that does not match what was
         //  sent is left out (its change stays pending) instead of refusing the others.
         if (a->failed_batch) {
@@ -809,7 +810,8 @@ s_on_done(void *ctx, const es_http_result_t *r)
         s_fail(self, code ? code : 2030, !(unsent || refused), what);
         return;
     }
-    answer_t ans = {self, NULL, 0, 0, false, "", 0};
+    answer_t ans = {.self = self};
+    es_buf_init(&ans.data);
     es_upload_summary_t sum;
     es_err_t err;
     size_t errors_mark = j->errors.len;

@@ -1359,6 +1359,48 @@ test_apply_newer_edit(void **state)
     s_expect_str(s_hist("Svc"), "2 Customer 2 {\"id\":9} 'c9' {\"id\":9,\"name\":\"Y\"}\n");
 }
 
+//  Answers that cover every pending change of a temporary key take the short way (nothing is
+//  rewritten before it is dropped); what they leave must be what the long way leaves.
+static void
+test_apply_temp_key_covered(void **state)
+{
+    (void)state;
+    es_local_opts_t o = s_opts(true, true, true);
+    //  Create and update answered by the update's rowId: both rows go, the record lands.
+    s_expect_str(s_create(s_cust, "{\"name\":\"A\"}", &o), "{\"id\":-1}"); //  1
+    s_update(s_cust, "-1", "{\"age\":2}", true, &o);                       //  2
+    s_apply(s_cust, "{\"id\":700,\"name\":\"A\",\"age\":2}", 2, false, "t1", true, -1, false);
+    s_expect_str(s_main(s_cust, "-1"), NULL);
+    s_expect_str(s_orig(s_cust, "-1"), NULL);
+    s_expect_str(s_pend(s_cust, "-1"), NULL);
+    s_expect_str(s_main(s_cust, "700"), "t1|{\"id\":700,\"name\":\"A\",\"age\":2}");
+    s_expect_str(s_orig(s_cust, "700"), NULL);
+    s_expect_str(s_pend(s_cust, "700"), NULL);
+    //  removeAfterUpload: nothing stays under either key.
+    s_expect_str(s_create(s_cust, "{\"name\":\"B\"}", &o), "{\"id\":-2}"); //  3
+    s_apply(s_cust, "{\"id\":701,\"name\":\"B\"}", 3, false, "t2", true, -2, true);
+    s_expect_str(s_main(s_cust, "-2"), NULL);
+    s_expect_str(s_main(s_cust, "701"), NULL);
+    s_expect_str(s_orig(s_cust, "701"), NULL);
+    //  The server key has pending changes of its own: the long way merges the keys, and the
+    //  answer covers every row of the merged key up to its rowId.
+    s_seed(s_cust, "{\"id\":702,\"name\":\"S\"}", "c702");
+    s_update(s_cust, "702", "{\"age\":4}", true, &o);                      //  4
+    s_expect_str(s_create(s_cust, "{\"name\":\"C\"}", &o), "{\"id\":-3}"); //  5
+    s_apply(s_cust, "{\"id\":702,\"name\":\"C\"}", 5, false, "t3", true, -3, false);
+    s_expect_str(s_main(s_cust, "-3"), NULL);
+    s_expect_str(s_pend(s_cust, "702"), NULL);
+    s_expect_str(s_hist("Svc"), "");
+    s_expect_str(s_orig(s_cust, "702"), NULL);
+    s_expect_str(s_main(s_cust, "702"), "t3|{\"id\":702,\"name\":\"C\"}");
+    //  A newer edit of the created row: the long way keeps it under the server key.
+    s_expect_str(s_create(s_cust, "{\"name\":\"D\"}", &o), "{\"id\":-4}"); //  6
+    s_update(s_cust, "-4", "{\"age\":6}", true, &o);                       //  7
+    s_apply(s_cust, "{\"id\":703,\"name\":\"D\"}", 6, false, "t4", true, -4, false);
+    s_expect_str(s_pend(s_cust, "703"), "1/7");
+    s_expect_str(s_main(s_cust, "703"), "t4|{\"id\":703,\"name\":\"D\",\"age\":6}");
+}
+
 static void
 test_apply_temp_key(void **state)
 {
@@ -1739,6 +1781,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_apply_plain, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_apply_newer_edit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_apply_temp_key, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_apply_temp_key_covered, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_rollback_cached, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_apply_untracked_edit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_check_result, s_setup, s_teardown),

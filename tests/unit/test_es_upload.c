@@ -272,6 +272,43 @@ s_sbuf_write(void *data, const char *buf, size_t len)
     return 0;
 }
 
+//  Doubles are written as "%.15g" when that reads back, else "%.17g" (short decimals take a
+//  shortcut to the same text).
+static void
+test_body_double_text(void **state)
+{
+    (void)state;
+    static const double values[] = {2.25,    -0.5,   0.1 + 0.2, 1234.5678, 0.0001,
+                                    0.00001, 1e15,   1e14,      -99.99,    12345678901234.5,
+                                    0.3,     1.0005, 1e-300,    123.4560,  999999999999999.9,
+                                    -7.0625};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        char want[64], tmp[40];
+        snprintf(tmp, sizeof tmp, "%.15g", values[i]);
+        if (strtod(tmp, NULL) != values[i])
+            snprintf(tmp, sizeof tmp, "%.17g", values[i]);
+        snprintf(want, sizeof want, "\"score\":%s,", tmp);
+        es_buf_t rec;
+        es_buf_init(&rec);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &rec, s_sbuf_write);
+        msgpack_pack_map(&pk, 2);
+        s_pack_str(&pk, "id");
+        msgpack_pack_int(&pk, 1);
+        s_pack_str(&pk, "score");
+        msgpack_pack_double(&pk, values[i]);
+        es_upload_body_t *b = es_upload_body_new();
+        es_err_t err;
+        assert_int_equal(
+            es_upload_body_add(b, s_customer, "update", 1, NULL, 0, rec.data, rec.len, &err), 0);
+        const char *body = es_upload_body_end(b, false, NULL);
+        if (!strstr(body, want))
+            fail_msg("%.17g: want %s in %s", values[i], want, body);
+        es_upload_body_destroy(&b);
+        es_buf_release(&rec);
+    }
+}
+
 //  Hand-made maps: a column not in metadata is dropped; columns come out in metadata order.
 static void
 test_body_foreign_column(void **state)
@@ -820,6 +857,56 @@ test_parse_depth(void **state)
     es_buf_release(&b);
 }
 
+//  The same answer spelled for the fast parser (plain ASCII) and for yajl (\u escapes, UTF-8,
+//  \f whitespace, a comment) gives the same records; what yajl alone accepts still parses.
+static void
+test_parse_spellings_agree(void **state)
+{
+    (void)state;
+    const char *plain =
+        "{\"opstatus\":0,\"objects\":[{\"name\":\"Customer\",\"records\":[{\"id\":4,"
+        "\"name\":\"A\\\"n\\\\n\\/\\t\",\"score\":-12.5,\"age\":7,\"_id\":-2,"
+        "\"_metadata\":{\"rowId\":3,\"checksum\":\"k\"}}]}]}";
+    const char *escaped =
+        "{\"opstatus\":0,\f\"objects\":[{\"name\":\"\\u0043ustomer\",\"records\":[{\"id\":4,"
+        "\"name\":\"\\u0041\\\"n\\\\n/\\t\" /* c */,\"score\":-1.25e1,\"age\":7,\"_id\":-2,"
+        "\"_metadata\":{\"rowId\":3,\"checksum\":\"k\"}}]}]}";
+    char *a = s_parse(plain, NULL);
+    char *b = s_parse(escaped, NULL);
+    assert_string_equal(a, "Customer row=3 U cs=k rec={\"id\":4,\"name\":\"A\\\"n\\\\n/\\t\","
+                           "\"age\":7,\"score\":-12.5} pk={\"id\":4} temp=-2\n");
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    s_expect("{\"objects\":[{\"name\":\"Order\",\"records\":[{\"oid\":\"\xc3\xa9\","
+             "\"_metadata\":{\"rowId\":1}}]}]}",
+             "Order row=1 U cs= rec={\"oid\":\"\xc3\xa9\"} pk={\"oid\":\"\xc3\xa9\"}\n");
+    //  Not JSON for either: yajl words the error.
+    s_expect("{\"objects\":[01]}", "ERR EPROTO response: invalid JSON: parse error: after array "
+                                   "element, I expect ',' or ']'");
+    s_expect("{\"a\":tru}", "ERR EPROTO response: invalid JSON: lexical error: invalid string in "
+                            "json text.");
+}
+
+//  A comment can hide brackets from the depth scan; the tree refuses to nest deeper anyway.
+static void
+test_parse_depth_behind_comment(void **state)
+{
+    (void)state;
+    es_buf_t b;
+    es_buf_init(&b);
+    es_buf_puts(&b, "{\"x\":/* \" */");
+    for (int i = 0; i < 70; i++)
+        es_buf_putc(&b, '[');
+    for (int i = 0; i < 70; i++)
+        es_buf_putc(&b, ']');
+    es_buf_putc(&b, '}');
+    char *got = s_parse(b.data, NULL);
+    assert_non_null(strstr(got, "ERR EPROTO response: nested deeper than 64 levels at byte "));
+    free(got);
+    es_buf_release(&b);
+}
+
 static void
 test_parse_callback_stops(void **state)
 {
@@ -837,7 +924,7 @@ test_parse_callback_stops(void **state)
     es_buf_release(&c.log);
 }
 
-//  yajl_tree ends strings at "\u0000" (documented limitation of the whole-document parser).
+//  A string ends at "\u0000", as yajl_tree ended it (documented limitation of the parser).
 static void
 test_parse_nul_escape(void **state)
 {
@@ -918,6 +1005,7 @@ main(void)
         cmocka_unit_test(test_body_several),
         cmocka_unit_test(test_body_numbers_round_trip),
         cmocka_unit_test(test_body_foreign_column),
+        cmocka_unit_test(test_body_double_text),
         cmocka_unit_test(test_body_errors),
         cmocka_unit_test(test_parse_success),
         cmocka_unit_test(test_parse_failed_records),
@@ -928,6 +1016,8 @@ main(void)
         cmocka_unit_test(test_parse_malformed),
         cmocka_unit_test(test_parse_every_prefix),
         cmocka_unit_test(test_parse_depth),
+        cmocka_unit_test(test_parse_spellings_agree),
+        cmocka_unit_test(test_parse_depth_behind_comment),
         cmocka_unit_test(test_parse_callback_stops),
         cmocka_unit_test(test_parse_nul_escape),
         cmocka_unit_test(test_parse_1000),
