@@ -82,7 +82,19 @@ struct es_txn {
     size_t npending, cpending;
     const char *memo_name; //  last table resolved (cache- or pending-owned string)
     MDB_dbi memo_dbi;      //  its handle
+    MDB_cursor *append;    //  cursor of consecutive sorted puts (at the table's end), or NULL
+    MDB_dbi append_dbi;    //  its table
 };
+
+//  Any write but a sorted put may move keys under the append cursor: forget it.
+static void
+s_drop_append(es_txn_t *txn)
+{
+    if (txn->append) {
+        mdb_cursor_close(txn->append);
+        txn->append = NULL;
+    }
+}
 
 //  --------------------------------------------------------------------------
 //  Handle cache (call with self->lock held)
@@ -461,6 +473,7 @@ s_end(es_txn_t **txn_p, bool commit)
     *txn_p = NULL;
     es_store_t *self = txn->store;
     int rc = 0;
+    s_drop_append(txn);
     //  A read txn's commit differs from its abort only in keeping the handles it opened.
     bool keep = txn->npending > 0 && txn->txn && (commit || !txn->write);
 
@@ -729,7 +742,8 @@ es_txn_get(es_txn_t *txn, const char *table, const void *key, size_t klen, const
     return 1;
 }
 
-//  put with MDB_APPEND (sorted) falling back to a searched put when the key is not the largest.
+//  put; sorted: MDB_APPEND through a cursor kept at the table's end (no search while the keys
+//  keep ascending), a searched put when the key is not the largest.
 static int
 s_put(es_txn_t *txn, const char *table, const void *key, size_t klen, const void *val,
       size_t vlen, bool sorted, es_err_t *err)
@@ -741,11 +755,19 @@ s_put(es_txn_t *txn, const char *table, const void *key, size_t klen, const void
     if (s_dbi(txn, "put", table, true, &dbi, err) < 0)
         return -1;
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    int rc = MDB_KEYEXIST;
-    if (sorted)
-        rc = mdb_put(txn->txn, dbi, &k, &v, MDB_APPEND);
-    if (rc == MDB_KEYEXIST)
+    int rc;
+    if (!sorted || (txn->append && txn->append_dbi != dbi))
+        s_drop_append(txn);
+    if (!sorted) {
         rc = mdb_put(txn->txn, dbi, &k, &v, 0);
+    } else if (!txn->append && (rc = mdb_cursor_open(txn->txn, dbi, &txn->append))) {
+        txn->append = NULL;
+    } else {
+        txn->append_dbi = dbi;
+        rc = mdb_cursor_put(txn->append, &k, &v, MDB_APPEND);
+        if (rc == MDB_KEYEXIST) //  not above the last key: search
+            rc = mdb_cursor_put(txn->append, &k, &v, 0);
+    }
     txn->ops++;
     if (rc) {
         if (rc == MDB_MAP_FULL)
@@ -780,6 +802,7 @@ es_txn_del(es_txn_t *txn, const char *table, const void *key, size_t klen, es_er
     if (rc <= 0)
         return rc;
     MDB_val k = {klen, (void *)key};
+    s_drop_append(txn);
     rc = mdb_del(txn->txn, dbi, &k, NULL);
     txn->ops++;
     if (rc == MDB_NOTFOUND)
@@ -802,6 +825,7 @@ es_txn_clear(es_txn_t *txn, const char *table, es_err_t *err)
     int rc = s_dbi(txn, "clear", table, false, &dbi, err);
     if (rc <= 0)
         return rc; //  a table that does not exist is already clear
+    s_drop_append(txn);
     rc = mdb_drop(txn->txn, dbi, 0);
     txn->ops++;
     if (rc) {

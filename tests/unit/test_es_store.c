@@ -643,6 +643,73 @@ test_sorted_put_and_cursor(void **state)
     es_store_destroy(&store);
 }
 
+typedef struct {
+    bool *want;  //  reference: which keys are present
+    int next;    //  the smallest key index the iteration may still see
+    int seen;
+} mixcheck_t;
+
+static int
+s_mixcheck(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    (void)val, (void)vlen, (void)err;
+    mixcheck_t *m = ctx;
+    char buf[16] = {0};
+    assert_true(klen == 6);
+    memcpy(buf, key, klen);
+    int i = atoi(buf + 1);
+    assert_true(i >= m->next); //  ascending, no repeats
+    assert_true(m->want[i]);
+    m->next = i + 1;
+    m->seen++;
+    return 0;
+}
+
+//  Sorted puts mixed with plain puts and deletes of the same table in one txn: whatever the mix,
+//  the table holds exactly the reference set, in order.
+static void
+test_sorted_put_mixed(void **state)
+{
+    (void)state;
+    es_store_t *store = s_open(0, 0);
+    es_err_t err = {0};
+    static bool want[10000];
+    memset(want, 0, sizeof want);
+    unsigned seed = 11;
+    int up = 0;
+    for (int round = 0; round < 3; round++) {
+        es_txn_t *txn = es_store_begin(store, true, &err);
+        assert_non_null(txn);
+        for (int op = 0; op < 3000; op++) {
+            int r = (int)(rand_r(&seed) % 10);
+            int i = r < 6 && up < 9999 ? ++up : (int)(rand_r(&seed) % 10000);
+            char key[16];
+            int n = snprintf(key, sizeof key, "k%05d", i);
+            if (r < 7) {
+                assert_int_equal(es_txn_put_sorted(txn, "rkeys:M", key, (size_t)n, "v", 1, &err), 0);
+                want[i] = true;
+            } else if (r < 8) {
+                assert_int_equal(es_txn_put(txn, "rkeys:M", key, (size_t)n, "v", 1, &err), 0);
+                want[i] = true;
+            } else {
+                assert_true(es_txn_del(txn, "rkeys:M", key, (size_t)n, &err) >= 0);
+                want[i] = false;
+            }
+        }
+        assert_int_equal(es_txn_commit(&txn, &err), 0);
+    }
+    int expect = 0;
+    for (int i = 0; i < 10000; i++)
+        expect += want[i];
+    es_txn_t *txn = es_store_begin(store, false, &err);
+    assert_non_null(txn);
+    mixcheck_t m = {want, 0, 0};
+    assert_int_equal(es_txn_iter(txn, "rkeys:M", NULL, 0, s_mixcheck, &m, &err), 0);
+    es_txn_abort(&txn);
+    assert_int_equal(m.seen, expect);
+    es_store_destroy(&store);
+}
+
 static void
 test_map_max(void **state)
 {
@@ -1108,6 +1175,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_map_max, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_trim, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sorted_put_and_cursor, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_sorted_put_mixed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_write_fn_failure, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_read_only, s_setup, s_teardown),
