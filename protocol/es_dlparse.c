@@ -76,6 +76,7 @@ struct es_dlparse {
     const es_meta_object_t *object; //  object level: the object; NULL at service level
     const es_dlparse_cb_t *cb;      //  borrowed
     void *ctx;                      //  passed to the callbacks
+    bool keys_only;                 //  report records by their encoded key
     yajl_handle yajl;               //  the tokenizer
     es_record_builder_t **builders; //  one per meta object (service) or one (object level)
     size_t nbuilders;               //  entries in builders
@@ -524,15 +525,21 @@ static int
 s_record_end(es_dlparse_t *self)
 {
     //  The builder names the object and the missing key column.
-    if (es_record_builder_end(self->builder, &self->rec, &self->err))
+    if ((self->keys_only ? es_record_builder_key : es_record_builder_end)(self->builder, &self->rec,
+                                                                          &self->err))
         return s_fail_rec(self, ": ");
     es_dl_record_t r = {
         .object = self->rec_obj,
         .is_delete = self->is_delete,
         .checksum = self->checksum.data ? self->checksum.data : "",
-        .rec = self->rec.data,
-        .rec_len = self->rec.len,
     };
+    if (self->keys_only) {
+        r.key = self->rec.data;
+        r.key_len = self->rec.len;
+    } else {
+        r.rec = self->rec.data;
+        r.rec_len = self->rec.len;
+    }
     self->count++;
     self->rec_index++;
     if (self->cb->on_record(self->ctx, &r, &self->err)) {
@@ -1018,6 +1025,13 @@ es_dlparse_new(const es_meta_t *meta, const es_meta_object_t *object, const es_d
         return NULL;
     }
     return self;
+}
+
+void
+es_dlparse_keys_only(es_dlparse_t *self)
+{
+    assert(self);
+    self->keys_only = true;
 }
 
 void

@@ -17,7 +17,9 @@ typedef struct {
     bool is_delete;                 //  _metadata.action == "delete"
     const char *checksum;           //  _metadata.checksum ("" if absent), NUL-terminated
     const void *rec;                //  es_record MessagePack map of the metadata columns
-    size_t rec_len;                 //  bytes of rec
+    size_t rec_len;                 //  bytes of rec (rec NULL, 0 in keys-only mode)
+    const void *key;                //  keys-only mode: the es_key encoding of its primary key
+    size_t key_len;                 //  bytes of key
 } es_dl_record_t;
 
 typedef struct {
@@ -32,6 +34,9 @@ typedef struct {
 es_dlparse_t *es_dlparse_new(const es_meta_t *meta, const es_meta_object_t *object,
                              const es_dlparse_cb_t *cb, void *ctx);
 void es_dlparse_destroy(es_dlparse_t **self_p);
+//  Keys-only mode (key listings): records are checked as usual but reported by their encoded
+//  primary key instead of a MessagePack map (no map is built). Set before the first feed.
+void es_dlparse_keys_only(es_dlparse_t *self);
 
 //  Feed the next bytes. -1 with err (ES_EPROTO) naming where: invalid JSON (with byte offset),
 //  nesting deeper than 64, a record column of the wrong type ("records[3].age: expected int,

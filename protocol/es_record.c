@@ -2,6 +2,7 @@
 //  streaming parsers), JSON in and out, and an allocation-free field lookup for filters.
 #include "protocol/es_record.h"
 #include "common/es_mem.h"
+#include "protocol/es_key.h"
 #include <assert.h>
 #include <errno.h>
 #include <math.h>
@@ -339,6 +340,32 @@ s_put_int(uint8_t *p, int64_t d)
     }
     *p++ = 0xcf;
     return s_put_be(p, u, 8);
+}
+
+int
+es_record_builder_key(es_record_builder_t *self, es_buf_t *out, es_err_t *err)
+{
+    const es_meta_object_t *obj = self->obj;
+    es_buf_reset(out);
+    for (size_t i = 0; i < obj->nkey; i++) {
+        const slot_t *s = &self->slots[obj->key[i]];
+        if (!s->set || s->type == ES_V_NULL)
+            return es_err_set(err, ES_EINVAL, "%s: key column '%s' missing", obj->name,
+                              obj->fields[obj->key[i]].name);
+        es_value_t v = {.type = s->type};
+        if (s->type == ES_V_STR) {
+            v.u.s.ptr = self->strings.data ? self->strings.data + s->u.s.off : "";
+            v.u.s.len = s->u.s.len;
+        } else if (s->type == ES_V_BOOL) {
+            v.u.b = s->u.b;
+        } else if (s->type == ES_V_INT) {
+            v.u.i = s->u.i;
+        } else {
+            v.u.d = s->u.d;
+        }
+        es_key_append(out, &v);
+    }
+    return 0;
 }
 
 int

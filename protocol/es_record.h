@@ -27,6 +27,9 @@ int es_record_builder_set_field(es_record_builder_t *self, size_t idx, const es_
 //  Finish: the MessagePack map (columns in metadata order) into out (reset first). The bytes are
 //  valid until the next reset. -1 with err if a key column is missing or null.
 int es_record_builder_end(es_record_builder_t *self, es_buf_t *out, es_err_t *err);
+//  Instead of end: the primary key of the record being built, encoded as es_key_from_record
+//  encodes the finished record, into out (reset first). The same errors as end.
+int es_record_builder_key(es_record_builder_t *self, es_buf_t *out, es_err_t *err);
 
 //  Parse a JSON object text into a record (via the builder; "_metadata" and unknown keys skipped,
 //  nested objects/arrays rejected for known columns). -1 with err naming the column.

@@ -47,7 +47,6 @@ struct reconcile {
     es_actor_opts_t opts; //  argv
     es_worker_t w;        //  config, store, http, actor, retry timer
     job_t job;            //  the current job
-    es_buf_t key;         //  scratch
     uint32_t seed;        //  jitter
 };
 
@@ -105,13 +104,12 @@ s_on_record(void *ctx, const es_dl_record_t *r, es_err_t *err)
 {
     reconcile_t *self = ctx;
     job_t *j = &self->job;
+    (void)err;
     if (r->object != j->obj)
         return 0;
-    if (es_key_from_record(r->object, r->rec, r->rec_len, &self->key, err))
-        return -1;
-    uint32_t n = (uint32_t)self->key.len;
+    uint32_t n = (uint32_t)r->key_len;
     es_buf_append(&j->keys, &n, 4);
-    es_buf_append(&j->keys, self->key.data, n);
+    es_buf_append(&j->keys, r->key, n);
     return 0;
 }
 
@@ -139,6 +137,8 @@ s_send(reconcile_t *self)
     es_buf_reset(&j->keys);
     es_dlparse_destroy(&j->parser);
     j->parser = es_dlparse_new(j->meta, j->obj, &s_parse_cb, self);
+    if (j->parser)
+        es_dlparse_keys_only(j->parser);
     const char *prefix = es_config_str(self->w.config, "header_prefix");
     const char *token = es_config_str(self->w.config, "auth_token");
     char *h[4];
@@ -589,7 +589,6 @@ reconcile_new(const es_actor_opts_t *opts, es_err_t *err)
     reconcile_t *self = es_calloc(1, sizeof *self);
     self->opts = *opts;
     self->seed = (uint32_t)getpid() ^ (uint32_t)es_now_ms();
-    es_buf_init(&self->key);
     if (es_worker_open(&self->w, "reconcile", opts, err)) {
         reconcile_destroy(&self);
         return NULL;
@@ -614,7 +613,6 @@ reconcile_destroy(reconcile_t **self_p)
     es_buf_release(&j->scratch);
     es_buf_release(&j->ctx_key);
     es_worker_close(&self->w);
-    es_buf_release(&self->key);
     free(self);
     *self_p = NULL;
 }

@@ -12,6 +12,7 @@
 #include "common/es_buf.h"
 #include "common/es_mem.h"
 #include "protocol/es_dlparse.h"
+#include "protocol/es_key.h"
 #include "protocol/es_meta.h"
 #include "protocol/es_record.h"
 #include <malloc.h>
@@ -751,6 +752,86 @@ test_many_delta_objs(void **state)
     es_buf_release(&doc);
 }
 
+//  Keys-only mode: each record's key equals es_key_from_record of the record the normal mode
+//  builds (int and string keys, service level), and a missing key fails with the same text.
+typedef struct {
+    es_buf_t keys; //  [object]\t[hex key]\n per record
+    bool from_rec; //  normal mode: encode the key from the record
+} keys_t;
+
+static int
+s_on_key(void *ctx, const es_dl_record_t *r, es_err_t *err)
+{
+    keys_t *k = ctx;
+    es_buf_t key;
+    es_buf_init(&key);
+    if (k->from_rec) {
+        assert_null(r->key);
+        assert_int_equal(es_key_from_record(r->object, r->rec, r->rec_len, &key, err), 0);
+    } else {
+        assert_null(r->rec);
+        es_buf_append(&key, r->key, r->key_len);
+    }
+    es_buf_printf(&k->keys, "%s\t", r->object->name);
+    for (size_t i = 0; i < key.len; i++)
+        es_buf_printf(&k->keys, "%02x", (unsigned char)key.data[i]);
+    es_buf_puts(&k->keys, "\n");
+    es_buf_release(&key);
+    return 0;
+}
+
+static void
+s_keys(const char *doc, bool keys_only, es_buf_t *out, es_err_t *err, int *rc)
+{
+    static const es_dlparse_cb_t cb = {s_on_key, NULL};
+    keys_t k = {.from_rec = !keys_only};
+    es_buf_init(&k.keys);
+    es_dlparse_t *p = es_dlparse_new(s_meta, NULL, &cb, &k);
+    assert_non_null(p);
+    if (keys_only)
+        es_dlparse_keys_only(p);
+    *rc = es_dlparse_feed(p, doc, strlen(doc), err);
+    if (*rc == 0)
+        *rc = es_dlparse_finish(p, err);
+    es_dlparse_destroy(&p);
+    *out = k.keys;
+}
+
+static void
+test_keys_only(void **state)
+{
+    (void)state;
+    const char *doc =
+        "{\"opstatus\":0,\"Objects\":["
+        "{\"name\":\"Customer\",\"opstatus\":0,\"records\":[{\"id\":1},{\"id\":-7,\"name\":\"x\"},"
+        "{\"id\":9223372036854775807},{\"age\":3,\"id\":42}]},"
+        "{\"name\":\"Order\",\"opstatus\":0,\"records\":[{\"oid\":\"\"},{\"oid\":\"a\\u00e9b\"},"
+        "{\"oid\":\"zz\",\"total\":1.5}]}],\"hasMoreRecords\":\"false\"}";
+    es_buf_t a, b;
+    es_err_t e1 = {0}, e2 = {0};
+    int rc1, rc2;
+    s_keys(doc, false, &a, &e1, &rc1);
+    s_keys(doc, true, &b, &e2, &rc2);
+    assert_int_equal(rc1, 0);
+    assert_int_equal(rc2, 0);
+    assert_non_null(a.data);
+    assert_string_equal(a.data, b.data);
+    assert_int_equal(strlen(a.data) > 0 && strchr(a.data, '\n') != NULL, 1);
+    es_buf_release(&a);
+    es_buf_release(&b);
+    //  A record without its key: the same error either way.
+    const char *bad = "{\"opstatus\":0,\"Objects\":[{\"name\":\"Customer\",\"opstatus\":0,"
+                      "\"records\":[{\"id\":1},{\"name\":\"n\"}]}]}";
+    s_keys(bad, false, &a, &e1, &rc1);
+    s_keys(bad, true, &b, &e2, &rc2);
+    assert_int_equal(rc1, -1);
+    assert_int_equal(rc2, -1);
+    assert_string_equal(e1.what, e2.what);
+    assert_non_null(strstr(e2.what, "key column 'id' missing"));
+    es_buf_release(&a);
+    es_buf_release(&b);
+}
+
 int
 main(void)
 {
@@ -762,6 +843,7 @@ main(void)
         cmocka_unit_test(test_callback_error), cmocka_unit_test(test_prefixes),
         cmocka_unit_test(test_big_response),   cmocka_unit_test(test_many_delta_objs),
         cmocka_unit_test(test_column_order),   cmocka_unit_test(test_integers),
+        cmocka_unit_test(test_keys_only),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
