@@ -103,7 +103,9 @@ def create(env, n, tag):
 
 
 GEN = "Customer=3000,Product=1500,OrderLine=1500"
-SLOW = {"seed": 3, "rules": [{"kind": "latency_ms", "ms": 30, "path": "/objects/"}]}
+# Every data request (downloads, key listings and the service-level upload, whose path has no
+# /objects/) waits 30 ms: the actors stay busy long enough to be caught.
+SLOW = {"seed": 3, "rules": [{"kind": "latency_ms", "ms": 30, "path": "/services/data/v1/"}]}
 stopped = 0
 # One environment per case: each starts from an empty store, so the whole download runs.
 for route in ["download.0", "upload.0", "reconcile.0", "stats.0"]:
