@@ -597,11 +597,10 @@ es_record_get(const void *rec, size_t len, const char *name, es_value_t *out)
     return 0;
 }
 
-void
-es_record_put_int(es_buf_t *out, int64_t v)
+char *
+es_record_int_text(char buf[ES_INT_TEXT_MAX], int64_t v)
 {
-    char tmp[24];
-    char *p = tmp + sizeof tmp;
+    char *p = buf + ES_INT_TEXT_MAX;
     //  Negate as unsigned: INT64_MIN has no positive int64.
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     do {
@@ -610,6 +609,14 @@ es_record_put_int(es_buf_t *out, int64_t v)
     } while (u);
     if (v < 0)
         *--p = '-';
+    return p;
+}
+
+void
+es_record_put_int(es_buf_t *out, int64_t v)
+{
+    char tmp[ES_INT_TEXT_MAX];
+    char *p = es_record_int_text(tmp, v);
     es_buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
 }
 

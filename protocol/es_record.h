@@ -41,6 +41,9 @@ int es_record_to_json(const void *rec, size_t len, es_buf_t *out, es_err_t *err)
 int es_record_check(const void *rec, size_t len, es_err_t *err);
 //  Append v in decimal (what "%lld" prints, without printf's cost: a few per record).
 void es_record_put_int(es_buf_t *out, int64_t v);
+//  The same text written at the end of buf; returns where it starts (it ends at the buffer's end).
+#define ES_INT_TEXT_MAX 24
+char *es_record_int_text(char buf[ES_INT_TEXT_MAX], int64_t v);
 //  Look up column name in rec. 1 found (out set, strings point into rec), 0 absent, -1 malformed.
 int es_record_get(const void *rec, size_t len, const char *name, es_value_t *out);
 

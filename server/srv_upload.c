@@ -761,15 +761,8 @@ s_put_json_str(s_sink_t *k, const char *s, size_t len)
 static void
 s_put_int(s_sink_t *k, int64_t v)
 {
-    char tmp[24];
-    char *p = tmp + sizeof tmp;
-    uint64_t x = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + x % 10);
-        x /= 10;
-    } while (x);
-    if (v < 0)
-        *--p = '-';
+    char tmp[ES_INT_TEXT_MAX];
+    char *p = es_record_int_text(tmp, v);
     s_put(k, p, (size_t)(tmp + sizeof tmp - p));
 }
 
