@@ -117,6 +117,19 @@ s_utf8_len(const unsigned char *s, size_t avail)
     return n;
 }
 
+size_t
+es_utf8_invalid_at(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = s_utf8_len(p + i, len - i);
+        if (!n)
+            return i;
+        i += n;
+    }
+    return len;
+}
+
 void
 es_buf_json_str(es_buf_t *self, const char *s, size_t len)
 {

@@ -19,6 +19,9 @@ void es_buf_putc(es_buf_t *self, char c);
 void es_buf_printf(es_buf_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 //  Append s as a JSON string literal, quotes included; invalid UTF-8 bytes become U+FFFD.
 void es_buf_json_str(es_buf_t *self, const char *s, size_t len);
+//  Offset of the first byte of s that is not part of valid UTF-8 (no overlong forms, surrogates
+//  or code points above U+10FFFF), or len if all of it is valid.
+size_t es_utf8_invalid_at(const char *s, size_t len);
 //  Take ownership of the bytes (NUL-terminated; caller frees); the buffer is left empty.
 char *es_buf_steal(es_buf_t *self);
 

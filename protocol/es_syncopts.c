@@ -171,6 +171,36 @@ s_pairs_free(es_syncopts_pair_t **pairs, size_t *n)
     *n = 0;
 }
 
+//  The first key or string in v that is not valid UTF-8, or NULL; *bad = offset of the bad byte.
+//  yajl checks only the shape of multi-byte sequences, and decodes an escaped lone low surrogate
+//  into its three bytes; such text would not survive es_syncopts_to_json() unchanged.
+static const char *
+s_bad_utf8(yajl_val v, size_t *bad)
+{
+    const char *s = NULL;
+    if (YAJL_IS_STRING(v)) {
+        s = v->u.string;
+    } else if (YAJL_IS_OBJECT(v)) {
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            const char *k = v->u.object.keys[i];
+            size_t n = strlen(k);
+            if ((*bad = es_utf8_invalid_at(k, n)) < n)
+                return k;
+            if ((k = s_bad_utf8(v->u.object.values[i], bad)))
+                return k;
+        }
+    } else if (YAJL_IS_ARRAY(v)) {
+        for (size_t i = 0; i < v->u.array.len; i++)
+            if ((s = s_bad_utf8(v->u.array.values[i], bad)))
+                return s;
+        return NULL;
+    }
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    return (*bad = es_utf8_invalid_at(s, n)) < n ? s : NULL;
+}
+
 //  Parse text into a tree whose root is an object. NULL with err and *vmx_code on failure.
 //  Nesting is bounded first because yajl_tree_free() recurses once per level.
 static yajl_val
@@ -198,6 +228,18 @@ s_parse_root(const char *json, size_t len, es_err_t *err, int *vmx_code)
     if (!root || root->type != yajl_t_object) {
         yajl_tree_free(root);
         S_FAIL(VMX_INVALID_OPTIONS, "syncOptions: not a JSON object");
+        return NULL;
+    }
+    size_t bad = 0;
+    const char *s = s_bad_utf8(root, &bad);
+    if (s) {
+        size_t shown = bad < 32 ? bad : 32;
+        while (shown && ((unsigned char)s[shown] & 0xC0) == 0x80)
+            shown--; //  whole characters only
+        S_FAIL(VMX_INVALID_OPTIONS,
+               "syncOptions: invalid UTF-8 at byte %zu of a string beginning '%.*s'", bad + 1,
+               (int)shown, s);
+        yajl_tree_free(root);
         return NULL;
     }
     return root;

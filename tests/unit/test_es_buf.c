@@ -302,6 +302,38 @@ test_json_str_appends(void **state)
     es_buf_release(&b);
 }
 
+//  The same rules as the escaping: a valid text is written unescaped, so it must pass here.
+static void
+test_utf8_invalid_at(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t at; //  (size_t)-1: valid
+    } cases[] = {
+        {"", (size_t)-1},
+        {"plain", (size_t)-1},
+        {"S\xC3\xA8te \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF", (size_t)-1},
+        {"ab\xFF", 2},
+        {"&il\xF5\x9C\xAB\x86pe", 3}, //  above U+10FFFF
+        {"x\xF4\x90\x80\x80", 1},     //  U+110000
+        {"\xC0\xAF", 0},              //  overlong '/'
+        {"\xE0\x80\xAF", 0},          //  overlong, 3 bytes
+        {"a\xED\xB0\x80", 1},         //  surrogate U+DC00
+        {"\xC3", 0},                  //  truncated
+        {"\xE2\x82", 0},
+        {"ok\x80", 2}, //  stray continuation byte
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(cases[i].s);
+        size_t want = cases[i].at == (size_t)-1 ? n : cases[i].at;
+        print_message("case %zu\n", i);
+        assert_int_equal(es_utf8_invalid_at(cases[i].s, n), want);
+    }
+    //  Only len bytes are read.
+    assert_int_equal(es_utf8_invalid_at("ab\xC3\xA9", 3), 2);
+}
+
 //  Pseudo-random byte strings biased to the interesting ranges: output is always valid JSON.
 static void
 test_json_str_random(void **state)
@@ -555,11 +587,17 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_append_growth), cmocka_unit_test(test_buf_puts_putc_printf),
-        cmocka_unit_test(test_buf_reset_steal),   cmocka_unit_test(test_json_str),
-        cmocka_unit_test(test_json_str_appends),  cmocka_unit_test(test_json_str_random),
-        cmocka_unit_test(test_err_set),           cmocka_unit_test(test_err_prefix),
-        cmocka_unit_test(test_err_name),          cmocka_unit_test(test_mem),
+        cmocka_unit_test(test_buf_append_growth),
+        cmocka_unit_test(test_buf_puts_putc_printf),
+        cmocka_unit_test(test_buf_reset_steal),
+        cmocka_unit_test(test_json_str),
+        cmocka_unit_test(test_json_str_appends),
+        cmocka_unit_test(test_utf8_invalid_at),
+        cmocka_unit_test(test_json_str_random),
+        cmocka_unit_test(test_err_set),
+        cmocka_unit_test(test_err_prefix),
+        cmocka_unit_test(test_err_name),
+        cmocka_unit_test(test_mem),
         cmocka_unit_test(test_mem_oom),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
