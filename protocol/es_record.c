@@ -213,6 +213,14 @@ es_record_builder_set_field(es_record_builder_t *self, size_t idx, const es_valu
                                   "%s: expected datetime YYYY-MM-DDTHH:MM:SS[.f][Z|+hh:mm], "
                                   "got '%.*s'",
                                   f->name, (int)(v->u.s.len > 40 ? 40 : v->u.s.len), v->u.s.ptr);
+            if (f->type == ES_FT_STRING) {
+                //  JSON text is UTF-8; yajl lets some invalid forms through (overlong,
+                //  surrogates, above U+10FFFF), and they could not be written back unchanged.
+                size_t bad = es_utf8_invalid_at(v->u.s.ptr, v->u.s.len);
+                if (bad < v->u.s.len)
+                    return es_err_set(err, ES_EINVAL, "%s: invalid UTF-8 at byte %zu of the string",
+                                      f->name, bad + 1);
+            }
             if (f->type == ES_FT_STRING && f->length > 0) {
                 size_t n = s_utf8_chars(v->u.s.ptr, v->u.s.len);
                 if (n > f->length)

@@ -142,6 +142,14 @@ try:
                            '{"city":"Hostile City"}')
     check(rc == 0, f"local update {rc} {err}")
 
+    # A local write whose text is not UTF-8 is refused, naming the column; nothing is stored.
+    bad = dict(CUST[7], id=987654, name="\udc00")
+    rc, out, err = env.cli("create", SVC, "Customer", json.dumps(bad))
+    check(rc != 0 and "name: invalid UTF-8" in out + err,
+          f"create with a lone surrogate: {rc} {out} {err}")
+    check(not [r for r in env.local_records(SVC, "Customer") if r["id"] == 987654],
+          "refused create stored")
+
     # --- download answers -----------------------------------------------------------------
     print("download answers:", file=sys.stderr)
     head = '{"opstatus":0,"httpStatusCode":200,"records":[{"id":'
@@ -217,6 +225,12 @@ try:
     case("invalid UTF-8 in a string", dl_rule(replace=[['"name":"', '"name":"\u00ff\u00fe']],
                                              bytes=True),
          words=("UTF8", "UTF-8"))
+    # Shapes yajl lets through: the record builder refuses them, naming the column.
+    case("a code point above U+10FFFF",
+         dl_rule(replace=[['"name":"', '"name":"\u00f5\u009c\u00ab\u0086']], bytes=True),
+         words=("name: invalid UTF-8",))
+    case("an escaped lone surrogate", dl_rule(replace=[['"name":"', '"name":"\\udc00']]),
+         words=("name: invalid UTF-8",))
     case("duplicate key in a record", dl_rule(replace=[['"name":', '"id":999999,"name":']]),
          words=("key column given twice",))
     case("duplicate column in a record", dl_rule(replace=[['"name":', '"name":"dup","name":']]),
@@ -336,6 +350,8 @@ try:
              ("id", "key")),
             ("upload: invalid UTF-8", {"replace": [['"name":"', '"name":"\u00c3\u0028']],
                                        "bytes": True}, ("UTF8", "UTF-8")),
+            ("upload: an escaped lone surrogate", {"replace": [['"name":"', '"name":"\\udc00']]},
+             ("UTF-8",), True),
             ("upload: not JSON", {"text": "<html>oops</html>"}, ("JSON",)),
             ("upload: nested 1,000,000 deep", {"parts": [{"text": '{"objects":'},
                                                           {"text": "[", "times": 1000000},

@@ -390,6 +390,10 @@ static const struct {
     {"{\"id\":1,}", "record: invalid JSON: "},
     {"{\"id\":01}", "record: invalid JSON: "},
     {"{\"id\":1,\"name\":\"\xff\"}", "record: invalid JSON: "},
+    //  Shapes yajl lets through: above U+10FFFF, an escaped lone surrogate, overlong.
+    {"{\"id\":1,\"name\":\"a\xf5\x9c\xab\x86\"}", "name: invalid UTF-8 at byte 2 of the string"},
+    {"{\"id\":1,\"name\":\"\\udc00\"}", "name: invalid UTF-8 at byte 1 of the string"},
+    {"{\"id\":1,\"name\":\"ab\xc0\xaf\"}", "name: invalid UTF-8 at byte 3 of the string"},
     {"", "record: invalid JSON: "},
 };
 
