@@ -900,6 +900,20 @@ s_on_done(void *ctx, const es_http_result_t *r)
     }
     int64_t t_committed = es_now_ms();
     uint32_t accepted = (uint32_t)ans.n;
+    //  Every record sent must be answered (SPEC 5.4). One left out was not applied here and its
+    //  change stays pending for the next sync; say so rather than report a clean batch.
+    size_t answered = ans.failures;
+    for (size_t i = 0; i < ans.n; i++)
+        answered += i == 0 || ans.results[i].row_id != ans.results[i - 1].row_id;
+    if (!j->req.replay && answered < j->req.records) {
+        snprintf(what, sizeof what,
+                 "%zu of the %zu records sent in batch %u (rowIds %llu..%llu) have no result in "
+                 "the upload answer; their changes stay pending",
+                 j->req.records - answered, j->req.records, j->batch,
+                 (unsigned long long)j->after + 1, (unsigned long long)j->req.last_rsn);
+        es_log_warn("%s: %s", j->service, what);
+        s_sync_error(j, j->object[0] ? j->object : j->service, "{}", 0, what);
+    }
     s_answer_release(&ans);
     j->uploaded += accepted;
     if (j->req.replay)
