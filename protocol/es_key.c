@@ -385,21 +385,6 @@ done:
 //  ---------------------------------------------------------------------------------------------
 //  Key -> JSON.
 
-//  Shortest of %.15g / %.17g that reads back as the same double; non-finite -> null.
-static void
-s_put_double(es_buf_t *out, double d)
-{
-    if (!isfinite(d)) {
-        es_buf_puts(out, "null");
-        return;
-    }
-    char tmp[40];
-    snprintf(tmp, sizeof tmp, "%.15g", d);
-    if (strtod(tmp, NULL) != d)
-        snprintf(tmp, sizeof tmp, "%.17g", d);
-    es_buf_puts(out, tmp);
-}
-
 static uint64_t
 s_get_u64(const uint8_t *p)
 {
@@ -448,7 +433,7 @@ es_key_to_json(const es_meta_object_t *obj, const void *key, size_t len, es_buf_
             bits = (bits & S_SIGN) ? bits ^ S_SIGN : ~bits;
             double d;
             memcpy(&d, &bits, sizeof d);
-            s_put_double(out, d);
+            es_record_put_double(out, d);
             p += 8;
             break;
         }

@@ -648,19 +648,64 @@ es_record_check(const void *rec, size_t len, es_err_t *err)
     return 0;
 }
 
-//  Shortest of %.15g / %.17g that reads back as the same double; non-finite -> null.
-static void
-s_put_double(es_buf_t *out, double d)
+//  The fast path: when d is the double nearest to a decimal v of at most 15 significant digits,
+//  at most 8 of them after the point, with 1e-4 <= |v| < 1e15, "%.15g" prints v's digits in
+//  fixed notation (d is within half a unit of v's 15th digit) and they read back as d. a * 10^e
+//  landing on an integer m proves nothing alone; m / 10^e == a (both exact, so correctly
+//  rounded) proves d is the double nearest to m / 10^e.
+const char *
+es_record_double_text(char buf[ES_DOUBLE_TEXT_MAX], double d, size_t *len)
 {
-    if (!isfinite(d)) {
-        es_buf_puts(out, "null");
-        return;
+    static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+    static const uint64_t u10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+    if (!isfinite(d))
+        return NULL;
+    double a = fabs(d);
+    for (size_t e = 0; a >= 1e-4 && a < 1e15 && e < sizeof p10 / sizeof p10[0]; e++) {
+        double t = a * p10[e];
+        if (t >= 1e15)
+            break;
+        if (t != floor(t))
+            continue;
+        uint64_t m = (uint64_t)t;
+        if ((double)m / p10[e] != a)
+            break;
+        uint64_t ip = m / u10[e], fp = m % u10[e];
+        char *end = buf + ES_DOUBLE_TEXT_MAX, *p = end;
+        if (fp) {
+            size_t digits = e;
+            for (; fp % 10 == 0; fp /= 10)
+                digits--; //  %g drops trailing zeros
+            for (size_t i = 0; i < digits; i++, fp /= 10)
+                *--p = (char)('0' + fp % 10);
+            *--p = '.';
+        }
+        do {
+            *--p = (char)('0' + ip % 10);
+            ip /= 10;
+        } while (ip);
+        if (d < 0)
+            *--p = '-';
+        *len = (size_t)(end - p);
+        return p;
     }
-    char tmp[40];
-    snprintf(tmp, sizeof tmp, "%.15g", d);
-    if (strtod(tmp, NULL) != d)
-        snprintf(tmp, sizeof tmp, "%.17g", d);
-    es_buf_puts(out, tmp);
+    int n = snprintf(buf, ES_DOUBLE_TEXT_MAX, "%.15g", d);
+    if (strtod(buf, NULL) != d)
+        n = snprintf(buf, ES_DOUBLE_TEXT_MAX, "%.17g", d);
+    *len = (size_t)n;
+    return buf;
+}
+
+void
+es_record_put_double(es_buf_t *out, double d)
+{
+    char tmp[ES_DOUBLE_TEXT_MAX];
+    size_t n;
+    const char *t = es_record_double_text(tmp, d, &n);
+    if (t)
+        es_buf_append(out, t, n);
+    else
+        es_buf_puts(out, "null");
 }
 
 int
@@ -698,7 +743,7 @@ es_record_to_json(const void *rec, size_t len, es_buf_t *out, es_err_t *err)
             es_record_put_int(out, v.u.i);
             break;
         case ES_V_DOUBLE:
-            s_put_double(out, v.u.d);
+            es_record_put_double(out, v.u.d);
             break;
         case ES_V_STR:
             es_buf_json_str(out, v.u.s.ptr, v.u.s.len);

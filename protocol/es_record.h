@@ -44,6 +44,14 @@ void es_record_put_int(es_buf_t *out, int64_t v);
 //  The same text written at the end of buf; returns where it starts (it ends at the buffer's end).
 #define ES_INT_TEXT_MAX 24
 char *es_record_int_text(char buf[ES_INT_TEXT_MAX], int64_t v);
+//  A double as JSON text: the shorter of "%.15g" and "%.17g" that reads back as the same double,
+//  so a value survives record -> JSON -> record unchanged. Written into buf (printf-free for
+//  decimals of up to 15 digits, 8 of them after the point); returns its start and sets *len.
+//  NULL for a non-finite double (JSON has no spelling for it).
+#define ES_DOUBLE_TEXT_MAX 40
+const char *es_record_double_text(char buf[ES_DOUBLE_TEXT_MAX], double d, size_t *len);
+//  Append that text to out; null for a non-finite double.
+void es_record_put_double(es_buf_t *out, double d);
 //  Look up column name in rec. 1 found (out set, strings point into rec), 0 absent, -1 malformed.
 int es_record_get(const void *rec, size_t len, const char *name, es_value_t *out);
 

@@ -738,6 +738,74 @@ test_malformed_records(void **state)
     es_record_builder_destroy(&b);
 }
 
+//  es_record_double_text against its definition (the shorter of %.15g / %.17g that reads back),
+//  over the decimals its printf-free path takes and the edges where it must not.
+static void
+s_double_text_is(double d)
+{
+    char want[64], buf[ES_DOUBLE_TEXT_MAX];
+    snprintf(want, sizeof want, "%.15g", d);
+    if (strtod(want, NULL) != d)
+        snprintf(want, sizeof want, "%.17g", d);
+    size_t n = 0;
+    const char *t = es_record_double_text(buf, d, &n);
+    assert_non_null(t);
+    if (n != strlen(want) || memcmp(t, want, n) != 0) {
+        print_message("%.17g: got '%.*s', want '%s'\n", d, (int)n, t, want);
+        fail();
+    }
+}
+
+static void
+test_double_text(void **state)
+{
+    (void)state;
+    static const double edges[] = {0.0,
+                                   -0.0,
+                                   1,
+                                   -1,
+                                   0.1,
+                                   0.2 + 0.1,
+                                   1.0 / 3,
+                                   1e-4,
+                                   9.9999e-5,
+                                   1.00000001e-4,
+                                   0.00012345678,
+                                   123456789012345,
+                                   999999999999999,
+                                   1e15,
+                                   1234567890123456,
+                                   12345678.12345678,
+                                   1234567.12345678,
+                                   9007199254740993.0,
+                                   1e22,
+                                   1e300,
+                                   4.9e-324,
+                                   2.2250738585072014e-308,
+                                   1.7976931348623157e308,
+                                   12.5,
+                                   -19.99,
+                                   0.30000000000000004};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        s_double_text_is(edges[i]);
+    //  Decimals with 0..10 places (prices, amounts), and arbitrary bit patterns.
+    uint64_t x = 88172645463325252u;
+    for (int i = 0; i < 50000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int places = (int)(x % 11);
+        double m = (double)((int64_t)(x >> 12) % 100000000000000 - 50000000000000);
+        s_double_text_is(m / pow(10, places));
+        double r;
+        memcpy(&r, &x, sizeof r);
+        if (isfinite(r))
+            s_double_text_is(r);
+    }
+    char buf[ES_DOUBLE_TEXT_MAX];
+    size_t n;
+    assert_null(es_record_double_text(buf, NAN, &n));
+    assert_null(es_record_double_text(buf, -INFINITY, &n));
+}
+
 int
 main(void)
 {
@@ -747,7 +815,7 @@ main(void)
         cmocka_unit_test(test_from_json),      cmocka_unit_test(test_from_json_errors),
         cmocka_unit_test(test_int_widths),     cmocka_unit_test(test_doubles_to_json),
         cmocka_unit_test(test_wide_encodings), cmocka_unit_test(test_malformed_records),
-        cmocka_unit_test(test_builder_bytes),
+        cmocka_unit_test(test_builder_bytes),  cmocka_unit_test(test_double_text),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
