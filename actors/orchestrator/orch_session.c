@@ -180,6 +180,9 @@ orch_session_to_json(const session_t *self, es_buf_t *out)
                   (unsigned long long)self->downloaded, self->code);
     es_buf_printf(out, ",\"cancelled\":%s,\"state\":\"%s\"", self->cancelled ? "true" : "false",
                   self->done ? "done" : "running");
+    //  es-stats records a finished session from this row when it missed the result message.
+    if (self->done)
+        es_buf_printf(out, ",\"endTime\":%lld", (long long)self->end_epoch_ms);
     if (self->what) {
         es_buf_putc(out, ',');
         s_str(out, "what", self->what);
@@ -308,6 +311,7 @@ orch_session_from_json(const char *json, size_t len)
     const char *c_path[] = {"cancelled", NULL};
     self->cancelled = YAJL_IS_TRUE(yajl_tree_get(root, c_path, yajl_t_any));
     self->start_epoch_ms = s_get_int(root, "startTime");
+    self->end_epoch_ms = s_get_int(root, "endTime");
     self->downloaded = (uint64_t)s_get_int(root, "downloaded");
     self->uploaded = (uint64_t)s_get_int(root, "uploaded");
     self->replays = (uint32_t)s_get_int(root, "replays");
@@ -579,6 +583,7 @@ orch_session_finish(session_t *self)
     es_buf_init(&out);
     //  One clock read: the Sync/Ended event must report exactly the stats' elapsed time.
     self->elapsed_ms = es_now_ms() - self->start_mono_ms;
+    self->end_epoch_ms = s_epoch_ms();
     if (self->code == 0 && self->cancelled) {
         self->code = 2478;
         free(self->what);

@@ -41,6 +41,7 @@ typedef struct session {
     bool sequential;               //  app level, syncMode sequential: one service at a time
     char *options;                 //  syncOptions JSON as given
     int64_t start_epoch_ms;        //  wall clock start
+    int64_t end_epoch_ms;          //  wall clock end, set by finish (0 while running)
     int64_t start_mono_ms;         //  monotonic start (elapsed time)
     int64_t elapsed_ms;            //  syncElapsedTime, read once at finish for event and result
     sobj_t *objs;                  //  objects in the plan

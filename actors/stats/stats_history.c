@@ -135,15 +135,59 @@ s_errors(yajl_val result)
     return n;
 }
 
+//  Batches, bytes and retries of the uploadStats / downloadStats entries of one syncStats.
+static void
+s_figures_of(yajl_val stats, run_t *r)
+{
+    const char *kinds[] = {"uploadStats", "downloadStats"};
+    for (int k = 0; stats && k < 2; k++) {
+        const char *path[] = {kinds[k], NULL};
+        yajl_val arr = yajl_tree_get(stats, path, yajl_t_array);
+        for (size_t i = 0; arr && i < arr->u.array.len; i++) {
+            yajl_val e = arr->u.array.values[i];
+            uint64_t bytes = es_json_get_count(e, "bytes");
+            if (k == 0) {
+                r->batches_up++;
+                r->bytes_up += bytes;
+            } else {
+                r->batches_down++;
+                r->bytes_down += bytes;
+            }
+            r->retries += es_json_get_count(e, "retries");
+        }
+    }
+}
+
+//  A session whose progress events were missed (es-stats was down): its figures from the
+//  result's syncStats, when the sync asked for them (getSyncStats); else they stay 0.
+static void
+s_figures_from_result(yajl_val result, run_t *r)
+{
+    const char *sp[] = {"syncStats", NULL};
+    if (!result || !YAJL_IS_OBJECT(result))
+        return;
+    s_figures_of(yajl_tree_get(result, sp, yajl_t_object), r);
+    const char *groups[] = {"successResponse", "failureResponse"};
+    for (int g = 0; g < 2; g++) {
+        const char *path[] = {groups[g], NULL};
+        yajl_val m = yajl_tree_get(result, path, yajl_t_object);
+        for (size_t i = 0; m && i < m->u.object.len; i++)
+            s_figures_of(yajl_tree_get(m->u.object.values[i], sp, yajl_t_object), r);
+    }
+}
+
 void
 stats_history_finish(stats_history_t *self, const char *session, yajl_val row, int32_t code,
                      yajl_val result, int64_t now_ms, es_buf_t *out, char **entity, char level[16])
 {
     run_t none = {0};
     run_t *r = s_run(self, session, false);
-    if (!r)
+    if (!r) {
         r = &none;
-    const char *lv = es_json_get_str(row, "level"), *svc = es_json_get_str(row, "service"), *obj = es_json_get_str(row, "object");
+        s_figures_from_result(result, r);
+    }
+    const char *lv = es_json_get_str(row, "level"), *svc = es_json_get_str(row, "service"),
+               *obj = es_json_get_str(row, "object");
     snprintf(level, 16, "%s", lv ? lv : "");
     const char *name = lv && strcmp(lv, "object") == 0    ? obj
                        : lv && strcmp(lv, "service") == 0 ? svc
@@ -180,16 +224,17 @@ stats_history_finish(stats_history_t *self, const char *session, yajl_val row, i
     int64_t start = st && YAJL_IS_INTEGER(st) ? YAJL_GET_INTEGER(st) : r->first_ms;
     if (!start)
         start = now_ms;
-    es_buf_printf(
-        out,
-        ",\"uploaded\":%" PRIu64 ",\"downloaded\":%" PRIu64 ",\"reconciledDeletes\":%" PRIu64
-        ",\"bytesUploaded\":%" PRIu64 ",\"bytesDownloaded\":%" PRIu64
-        ",\"batchesUploaded\":%" PRIu64 ",\"batchesDownloaded\":%" PRIu64 ",\"retries\":%" PRIu64
-        ",\"errors\":%" PRIu64 ",\"start\":%" PRId64 ",\"end\":%" PRId64 ",\"durationMs\":%" PRId64
-        ",\"phases\":{",
-        es_json_get_count(row, "uploaded"), es_json_get_count(row, "downloaded"), es_json_get_count(row, "reconciled"), r->bytes_up,
-        r->bytes_down, r->batches_up, r->batches_down, r->retries,
-        s_errors(result) + (code ? 1 : 0), start, now_ms, now_ms > start ? now_ms - start : 0);
+    es_buf_printf(out,
+                  ",\"uploaded\":%" PRIu64 ",\"downloaded\":%" PRIu64
+                  ",\"reconciledDeletes\":%" PRIu64 ",\"bytesUploaded\":%" PRIu64
+                  ",\"bytesDownloaded\":%" PRIu64 ",\"batchesUploaded\":%" PRIu64
+                  ",\"batchesDownloaded\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"errors\":%" PRIu64
+                  ",\"start\":%" PRId64 ",\"end\":%" PRId64 ",\"durationMs\":%" PRId64
+                  ",\"phases\":{",
+                  es_json_get_count(row, "uploaded"), es_json_get_count(row, "downloaded"),
+                  es_json_get_count(row, "reconciled"), r->bytes_up, r->bytes_down, r->batches_up,
+                  r->batches_down, r->retries, s_errors(result) + (code ? 1 : 0), start, now_ms,
+                  now_ms > start ? now_ms - start : 0);
     //  A phase lasts from its first event to its last one (milliseconds of wall time).
     for (int i = 0, n = 0; i < NPHASES; i++)
         if (r->phase_first[i])

@@ -19,8 +19,10 @@ void stats_history_event(stats_history_t *self, const char *session, yajl_val ev
 
 //  The ledger fields of a finished session ("k":v,... without braces, for es_runs_append) into
 //  out, from the session row the daemon stored (may be NULL), the result's code and JSON body
-//  (may be NULL), at now_ms; the session's figures are then forgotten. *entity gets the entity
-//  name (object, service or "application"; caller frees), *level the level ("" if unknown).
+//  (may be NULL), ended at now_ms; the session's figures are then forgotten. A session without
+//  figures (its events were missed) gets them from the result's syncStats if it has them.
+//  *entity gets the entity name (object, service or "application"; caller frees), *level the
+//  level ("" if unknown).
 void stats_history_finish(stats_history_t *self, const char *session, yajl_val row, int32_t code,
                           yajl_val result, int64_t now_ms, es_buf_t *out, char **entity,
                           char level[16]);

@@ -1,8 +1,10 @@
 //  es-stats - the stats actor: subscribes to the daemon's events and results; keeps the last sync
 //  stats of every entity ("stats" table, read by `edgesync stats`), the run ledger ("hist_runs",
-//  read by `edgesync history`) and the Prometheus metrics it serves on metrics.listen.
+//  read by `edgesync history`; every finished session once, from the daemon's session rows, even
+//  if its result was missed: stats_ledger) and the Prometheus metrics it serves on metrics.listen.
 #include "actors/stats/stats_history.h"
 #include "actors/stats/stats_http.h"
+#include "actors/stats/stats_ledger.h"
 #include "actors/stats/stats_metrics.h"
 #include "common/es_actor.h"
 #include "common/es_config.h"
@@ -27,6 +29,12 @@
 #define RUNS_KEY "stats.runs"         //  "metrics" table: figures of running sessions
 //  A metrics port that cannot be bound is tried again this often (no restart would free it).
 #define METRICS_RETRY_MS 30000
+//  Finished sessions are looked for at every result message and this often besides: a message
+//  is lost while es-stats is down and can be dropped by PUB/SUB.
+#define CATCHUP_MS 5000
+//  Sessions recorded per look (one durable commit each); more wait for the next loop turn, so
+//  a long backlog cannot delay the heartbeat.
+#define CATCHUP_MAX 16
 
 typedef struct {
     es_config_t *config;      //  settings
@@ -40,6 +48,8 @@ typedef struct {
     int64_t http_retry_ms;    //  next bind attempt after a failure, 0 = none due
     bool dirty;               //  metrics changed since the last flush
     int64_t flushed_ms;       //  last flush
+    int64_t catchup_ms;       //  next look for finished sessions not in the ledger
+    size_t bad_rows;          //  unreadable session rows at the last look (warned once)
     es_buf_t labels;          //  scratch
 } stats_t;
 
@@ -55,17 +65,71 @@ s_epoch_ms(void)
 
 typedef struct {
     es_buf_t snap, runs;
-    const char *entity; //  ledger row, or NULL
+    const char *session; //  a finished session to record, or NULL
+    const char *entity;  //  its ledger row
     const char *fields;
     uint64_t max_runs;
+    yajl_val stats; //  its result's syncStats (with "name"), or NULL
+    bool already;   //  out: the session was recorded already, nothing written
 } flush_t;
 
+static int64_t
+s_start_of(yajl_val stats)
+{
+    const char *path[] = {"startTime", NULL};
+    yajl_val v = stats ? yajl_tree_get(stats, path, yajl_t_number) : NULL;
+    return v && YAJL_IS_INTEGER(v) ? YAJL_GET_INTEGER(v) : 0;
+}
+
+//  The entity's last sync stats, unless the stored ones are of a later session (a session
+//  recorded late, from its row, must not replace them).
+static int
+s_put_stats(es_txn_t *txn, yajl_val stats, es_err_t *err)
+{
+    const char *np[] = {"name", NULL};
+    yajl_val name = yajl_tree_get(stats, np, yajl_t_string);
+    if (!name)
+        return 0;
+    const char *key = YAJL_GET_STRING(name);
+    const void *val;
+    size_t vlen;
+    int rc = es_txn_get(txn, "stats", key, strlen(key), &val, &vlen, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
+        char *text = es_strndup(val, vlen);
+        yajl_val old = yajl_tree_parse(text, NULL, 0);
+        free(text);
+        bool later = old && s_start_of(old) > s_start_of(stats);
+        yajl_tree_free(old);
+        if (later)
+            return 0;
+    }
+    es_buf_t b;
+    es_buf_init(&b);
+    es_json_write(&b, stats);
+    rc = es_txn_put(txn, "stats", key, strlen(key), b.data, b.len, err);
+    es_buf_release(&b);
+    return rc;
+}
+
+//  Repeatable (es_store_write may run it again): writes only, and the marker test comes first.
 static int
 s_flush_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 {
     flush_t *f = ctx;
-    if (f->entity && es_runs_append(txn, f->entity, f->fields, f->max_runs, NULL, err))
-        return -1;
+    f->already = false;
+    if (f->session) {
+        //  Tested in the write txn: exact even with a second es-stats (one being replaced).
+        int has = stats_ledger_has(txn, f->session, err);
+        if (has)
+            return has < 0 ? -1 : (f->already = true, 0);
+        uint64_t id;
+        if ((f->stats && s_put_stats(txn, f->stats, err)) ||
+            es_runs_append(txn, f->entity, f->fields, f->max_runs, &id, err) ||
+            stats_ledger_mark(txn, f->session, id, err))
+            return -1;
+    }
     return es_txn_put(txn, "metrics", SNAPSHOT_KEY, strlen(SNAPSHOT_KEY),
                       f->snap.data ? f->snap.data : "", f->snap.len, err) ||
                    es_txn_put(txn, "metrics", RUNS_KEY, strlen(RUNS_KEY),
@@ -74,24 +138,31 @@ s_flush_fn(es_txn_t *txn, void *ctx, es_err_t *err)
                : 0;
 }
 
-//  Write counters, running sessions' figures and (if entity) one ledger row in one transaction.
+//  Write counters and running sessions' figures in one transaction; with f->session, also the
+//  session's ledger row, its marker and its entity's stats, unless it is marked already (then
+//  f->already is set and nothing is written).
 static int
-s_flush(stats_t *self, const char *entity, const char *fields, es_err_t *err)
+s_flush_as(stats_t *self, flush_t *f, es_err_t *err)
 {
-    flush_t f = {.entity = entity,
-                 .fields = fields,
-                 .max_runs = (uint64_t)es_config_int(self->config, "history.max_runs")};
-    es_buf_init(&f.snap);
-    es_buf_init(&f.runs);
-    stats_metrics_save(self->metrics, &f.snap);
-    stats_history_save(self->history, &f.runs);
-    int rc = es_store_write(self->store, s_flush_fn, &f, err);
-    es_buf_release(&f.snap);
-    es_buf_release(&f.runs);
+    f->max_runs = (uint64_t)es_config_int(self->config, "history.max_runs");
+    es_buf_init(&f->snap);
+    es_buf_init(&f->runs);
+    stats_metrics_save(self->metrics, &f->snap);
+    stats_history_save(self->history, &f->runs);
+    int rc = es_store_write(self->store, s_flush_fn, f, err);
+    es_buf_release(&f->snap);
+    es_buf_release(&f->runs);
     self->flushed_ms = es_now_ms();
-    if (rc == 0)
+    if (rc == 0 && !f->already)
         self->dirty = false;
     return rc;
+}
+
+static int
+s_flush(stats_t *self, es_err_t *err)
+{
+    flush_t f = {0};
+    return s_flush_as(self, &f, err);
 }
 
 //  Counters as the last flush left them. A malformed snapshot is logged and counting restarts
@@ -131,7 +202,8 @@ s_on_event(stats_t *self, const es_event_t *ev)
     }
     stats_history_event(self->history, ev->session, root, s_epoch_ms());
     const char *phase = es_json_get_str(root, "phase"), *state = es_json_get_str(root, "state");
-    const char *svc = es_json_get_str(root, "objectService"), *obj = es_json_get_str(root, "object");
+    const char *svc = es_json_get_str(root, "objectService"),
+               *obj = es_json_get_str(root, "object");
     const char *np[] = {"batchRecords", NULL};
     bool batch = yajl_tree_get(root, np, yajl_t_number) != NULL;
     if (phase && state && batch && strcmp(state, "Ended") == 0) {
@@ -173,95 +245,132 @@ s_count_record_errors(stats_t *self, yajl_val obj)
     }
 }
 
-typedef struct {
-    const char *name;
-    const char *json;
-    size_t len;
-} put_t;
-
-static int
-s_put(es_txn_t *txn, void *ctx, es_err_t *err)
-{
-    put_t *p = ctx;
-    return es_txn_put(txn, "stats", p->name, strlen(p->name), p->json, p->len, err);
-}
-
-//  The session row the daemon stored before publishing the result (NULL if gone).
-static yajl_val
-s_session_row(stats_t *self, const char *session)
-{
-    es_err_t err;
-    es_txn_t *txn = es_store_begin(self->store, false, &err);
-    yajl_val row = NULL;
-    const void *val;
-    size_t vlen;
-    int rc = txn ? es_txn_get(txn, "session", session, strlen(session), &val, &vlen, &err) : -1;
-    if (rc == 1) {
-        char *text = es_strndup(val, vlen);
-        row = yajl_tree_parse(text, NULL, 0);
-        free(text);
-    } else {
-        es_log_warn("session %s: no stored session row%s%s", session, rc < 0 ? ": " : "",
-                    rc < 0 ? err.what : "");
-    }
-    es_txn_abort(&txn);
-    return row;
-}
-
-//  A result: keep its syncStats under the entity name, count it, add it to the ledger.
+//  Count one finished session: sessions by level and result, its code and its records' errors.
 static void
-s_on_result(stats_t *self, const es_result_t *r)
+s_count(stats_t *self, const char *level, int32_t code, yajl_val result)
 {
-    char *text = es_strndup(r->body.ptr, r->body.len);
-    yajl_val root = yajl_tree_parse(text, NULL, 0);
-    free(text);
-    const char *sp[] = {"syncStats", NULL}, *np[] = {"name", NULL};
-    yajl_val st = root ? yajl_tree_get(root, sp, yajl_t_object) : NULL;
-    yajl_val name = st ? yajl_tree_get(st, np, yajl_t_string) : NULL;
-    es_err_t err;
-    if (name) {
-        es_buf_t b;
-        es_buf_init(&b);
-        es_json_write(&b, st);
-        put_t p = {YAJL_GET_STRING(name), b.data, b.len};
-        if (es_store_write(self->store, s_put, &p, &err))
-            es_log_error("stats of %s not stored: %s", p.name, err.what);
-        es_buf_release(&b);
-    }
-    yajl_val row = s_session_row(self, r->session);
-    es_buf_t fields;
-    es_buf_init(&fields);
-    char *entity = NULL, level[16];
-    stats_history_finish(self->history, r->session, row, r->code, root, s_epoch_ms(), &fields,
-                         &entity, level);
     stats_metrics_labels(&self->labels, "level", level[0] ? level : "unknown", "result",
-                         r->code == 0      ? "ok"
-                         : r->code == 2478 ? "cancelled"
-                                           : "failed",
+                         code == 0      ? "ok"
+                         : code == 2478 ? "cancelled"
+                                        : "failed",
                          NULL);
     stats_metrics_add(self->metrics, SM_SESSIONS, self->labels.data, 1);
-    if (r->code) {
-        char code[16];
-        snprintf(code, sizeof code, "%d", (int)r->code);
-        stats_metrics_labels(&self->labels, "code", code, NULL);
+    if (code) {
+        char text[16];
+        snprintf(text, sizeof text, "%d", (int)code);
+        stats_metrics_labels(&self->labels, "code", text, NULL);
         stats_metrics_add(self->metrics, SM_ERRORS, self->labels.data, 1);
     }
-    s_count_record_errors(self, root);
+    s_count_record_errors(self, result);
     const char *groups[] = {"successResponse", "failureResponse"};
-    for (int g = 0; root && g < 2; g++) {
+    for (int g = 0; result && g < 2; g++) {
         const char *path[] = {groups[g], NULL};
-        yajl_val m = yajl_tree_get(root, path, yajl_t_object);
+        yajl_val m = yajl_tree_get(result, path, yajl_t_object);
         for (size_t i = 0; m && i < m->u.object.len; i++)
             s_count_record_errors(self, m->u.object.values[i]);
     }
-    if (s_flush(self, entity, fields.data ? fields.data : "", &err))
-        es_log_error("session %s: run not recorded: %s", r->session, err.what);
-    else
-        es_log_debug("session %s: run recorded", r->session);
+}
+
+//  Record one finished session from its stored row (state "done", with its result): the
+//  entity's syncStats, the counters, a ledger row and the session's marker, in one
+//  transaction. Counters and figures are applied in memory first and put back as they were if
+//  the write fails or another es-stats recorded the session meanwhile, so a session counts
+//  once whatever happens. 1 recorded, 0 already recorded, -1 with err.
+static int
+s_record(stats_t *self, const char *session, yajl_val row, es_err_t *err)
+{
+    const char *rp[] = {"result", NULL}, *cp[] = {"code", NULL}, *sp[] = {"syncStats", NULL};
+    yajl_val result = yajl_tree_get(row, rp, yajl_t_object);
+    yajl_val cv = yajl_tree_get(row, cp, yajl_t_number);
+    int32_t code = cv && YAJL_IS_INTEGER(cv) ? (int32_t)YAJL_GET_INTEGER(cv) : 0;
+    const char *ep[] = {"endTime", NULL};
+    yajl_val ev = yajl_tree_get(row, ep, yajl_t_number);
+    int64_t end =
+        ev && YAJL_IS_INTEGER(ev) && YAJL_GET_INTEGER(ev) > 0 ? YAJL_GET_INTEGER(ev) : s_epoch_ms();
+    es_buf_t m0, h0, fields;
+    es_buf_init(&m0);
+    es_buf_init(&h0);
+    es_buf_init(&fields);
+    stats_metrics_save(self->metrics, &m0);
+    stats_history_save(self->history, &h0);
+    char *entity = NULL, level[16];
+    stats_history_finish(self->history, session, row, code, result, end, &fields, &entity, level);
+    s_count(self, level, code, result);
+    flush_t f = {.session = session,
+                 .entity = entity,
+                 .fields = fields.data ? fields.data : "",
+                 .stats = result ? yajl_tree_get(result, sp, yajl_t_object) : NULL};
+    int rc = s_flush_as(self, &f, err);
+    if (rc || f.already) {
+        es_err_t e2;
+        if (stats_metrics_load(self->metrics, m0.data ? m0.data : "", m0.len, &e2) ||
+            stats_history_load(self->history, h0.data ? h0.data : "", h0.len, &e2))
+            es_log_error("%s: in-memory copy reloaded", e2.what); //  cannot happen: our text
+    }
     free(entity);
     es_buf_release(&fields);
-    yajl_tree_free(row);
-    yajl_tree_free(root);
+    es_buf_release(&h0);
+    es_buf_release(&m0);
+    return rc ? -1 : f.already ? 0 : 1;
+}
+
+//  Record every finished session the ledger lacks, oldest first; then drop the markers of
+//  sessions the daemon has pruned. seen: the session of the result message that triggered
+//  this (NULL: a periodic look), to tell a normal recording from a caught-up one in the log.
+static void
+s_catch_up(stats_t *self, const char *seen)
+{
+    self->catchup_ms = es_now_ms() + CATCHUP_MS;
+    stats_ledger_due_t *due = NULL;
+    size_t n = 0;
+    es_err_t err;
+    size_t bad;
+    if (stats_ledger_due(self->store, &due, &n, &bad, &err)) {
+        es_log_error("finished sessions not looked for: %s", err.what);
+        return;
+    }
+    if (bad && bad != self->bad_rows)
+        es_log_warn("%zu stored session rows are not JSON objects: not in the ledger", bad);
+    self->bad_rows = bad;
+    bool seen_done = false;
+    if (n > CATCHUP_MAX) {
+        n = CATCHUP_MAX;
+        self->catchup_ms = es_now_ms(); //  the rest at the next turn, oldest first again
+    }
+    for (size_t i = 0; i < n; i++) {
+        yajl_val row = NULL;
+        int rc = stats_ledger_row(self->store, due[i].id, &row, &err);
+        if (rc == 1)
+            rc = s_record(self, due[i].id, row, &err);
+        yajl_tree_free(row);
+        bool mine = seen && strcmp(seen, due[i].id) == 0;
+        seen_done = seen_done || mine;
+        if (rc < 0)
+            es_log_error("session %s: run not recorded (tried again in %d s): %s", due[i].id,
+                         CATCHUP_MS / 1000, err.what);
+        else if (rc == 1 && mine)
+            es_log_debug("session %s: run recorded", due[i].id);
+        else if (rc == 1)
+            es_log_info("session %s: run recorded from its stored row (its result was not "
+                        "received)",
+                        due[i].id);
+    }
+    free(due);
+    if (seen && !seen_done)
+        es_log_debug("session %s: result received, nothing new to record", seen);
+    size_t dropped;
+    if (stats_ledger_sweep(self->store, &dropped, &err))
+        es_log_error("ledger markers not swept: %s", err.what);
+    else if (dropped)
+        es_log_debug("ledger: %zu markers of pruned sessions dropped", dropped);
+}
+
+//  A result: the session's row, stored before the result was published, is recorded from the
+//  store like any other finished session the ledger lacks.
+static void
+s_on_result(stats_t *self, const es_result_t *r)
+{
+    s_catch_up(self, r->session);
 }
 
 static void
@@ -448,11 +557,15 @@ s_metrics_open(stats_t *self)
 static int
 s_run(stats_t *self, es_err_t *err)
 {
+    s_catch_up(self, NULL); //  results published while this process was down
     while (!es_actor_terminated(self->actor)) {
         zmq_pollitem_t items[2] = {
             {self->sub, 0, ZMQ_POLLIN, 0},
             {NULL, self->http ? stats_http_fd(self->http) : -1, ZMQ_POLLIN, 0}};
-        int timeout = self->dirty ? FLUSH_MS : 60000;
+        int64_t until = self->catchup_ms - es_now_ms();
+        int timeout = until < 0 ? 0 : until < CATCHUP_MS ? (int)until : CATCHUP_MS;
+        if (self->dirty && timeout > FLUSH_MS)
+            timeout = FLUSH_MS;
         if (self->http)
             timeout = stats_http_timeout_ms(self->http, timeout);
         if (es_actor_step_poll(self->actor, items, self->http ? 2 : 1, timeout, NULL, NULL, err))
@@ -463,13 +576,15 @@ s_run(stats_t *self, es_err_t *err)
             stats_http_run(self->http);
         else if (self->http_retry_ms && es_now_ms() >= self->http_retry_ms)
             s_metrics_open(self); //  the heartbeat wakes the loop at least every interval
+        if (es_now_ms() >= self->catchup_ms)
+            s_catch_up(self, NULL);
         if (self->dirty && es_now_ms() - self->flushed_ms >= FLUSH_MS) {
             es_err_t ferr;
-            if (s_flush(self, NULL, NULL, &ferr))
+            if (s_flush(self, &ferr))
                 es_log_error("metrics not saved: %s", ferr.what);
         }
     }
-    if (self->dirty && s_flush(self, NULL, NULL, err))
+    if (self->dirty && s_flush(self, err))
         es_log_error("metrics not saved: %s", err->what);
     return 0;
 }
@@ -504,6 +619,12 @@ main(int argc, char *argv[])
     self.store = es_store_new(opts.data_dir, &sopts, &err);
     if (!self.store || s_load(&self, &err))
         goto done;
+    size_t marked;
+    if (stats_ledger_init(self.store, &marked, &err))
+        goto done;
+    if (marked)
+        es_log_info("ledger: %zu sessions finished before markers were kept count as recorded",
+                    marked);
     ep = es_config_event_endpoint(self.config);
     self.zctx = zmq_ctx_new();
     self.sub = self.zctx ? zmq_socket(self.zctx, ZMQ_SUB) : NULL;
