@@ -359,7 +359,7 @@ def floor_run(bindir, server, work, object_name, batch):
     shutil.rmtree(pages, ignore_errors=True)
     return {"fetch_s": fr["seconds"], "load_s": lr["seconds"],
             "total_s": fr["seconds"] + lr["seconds"], "pages": fr["pages"], "bytes": fr["bytes"],
-            "records": lr["records"]}
+            "records": lr["records"], "peak_dirty_kb": lr.get("peak_dirty_kb", -1)}
 
 
 def s_download(cfg, bindir, work, res):
@@ -410,6 +410,7 @@ def s_download(cfg, bindir, work, res):
                 "records_per_s": n / med,
                 "bytes": floors[0]["bytes"], "pages": floors[0]["pages"],
                 "actor_breakdown_ms": bds[len(bds) // 2],
+                "floor_load_peak_dirty_kb": max(f["peak_dirty_kb"] for f in floors),
                 "progress": prog,
             }
             # Peak over the repetitions.
@@ -695,6 +696,19 @@ def report(res):
                   f"Private_Dirty {v['peak_sum']['dirty_kb'] / 1024:.1f}, RssAnon "
                   f"{v['peak_sum']['anon_kb'] / 1024:.1f} (target < 32)")
             print(f"               {procs}")
+        # Memory that grows with the batch is what one transaction per batch needs: the floor
+        # loader (the batch's text and LMDB's dirty pages, nothing else) shows how much.
+        dl = res.get("download", {}).get("batches", {})
+        bs = [b for b in mem["batches"] if "floor_load_peak_dirty_kb" in dl.get(b, {})]
+        if len(bs) >= 2:
+            lo, hi = bs[0], bs[-1]
+            dd = [mem["batches"][b]["processes"].get("es-download", {}).get("dirty_kb", 0)
+                  for b in (lo, hi)]
+            ff = [dl[b]["floor_load_peak_dirty_kb"] for b in (lo, hi)]
+            print(f"   batch {lo} -> {hi}: es-download Private_Dirty {dd[0] / 1024:.1f} -> "
+                  f"{dd[1] / 1024:.1f} MB (+{(dd[1] - dd[0]) / 1024:.1f}); the floor loader "
+                  f"(one transaction per batch) {ff[0] / 1024:.1f} -> {ff[1] / 1024:.1f} MB "
+                  f"(+{(ff[1] - ff[0]) / 1024:.1f})")
     up = res.get("upload")
     if up:
         print(f"\n3. upload of {up['changes']} pending creates")
