@@ -69,7 +69,10 @@ static const option_t s_options[] = {
      "check the backend's certificate and host name (false: insecure, logged as such)"},
     {"tls.ca_file", C_FILE, 0, 0, "", "PEM CA bundle for the backend; empty = system CAs"},
     {"tls.cert_file", C_FILE, 0, 0, "", "PEM client certificate (with tls.key_file); empty = none"},
-    {"tls.key_file", C_FILE, 0, 0, "", "PEM private key of tls.cert_file, unencrypted"},
+    {"tls.key_file", C_FILE, 0, 0, "",
+     "PEM private key of tls.cert_file; if encrypted, set tls.key_password_file"},
+    {"tls.key_password_file", C_FILE, 0, 0, "",
+     "file whose first line is the passphrase of tls.key_file (mode 0600); empty = none"},
 };
 #define NOPTIONS (sizeof s_options / sizeof s_options[0])
 
@@ -192,6 +195,101 @@ es_config_parse_listen(const char *listen, bool allow_remote, struct sockaddr_st
     return 0;
 }
 
+int
+es_config_read_secret(const char *key, const char *path, char *out, es_err_t *err)
+{
+    //  One byte more than a line may hold, and room for its "\r\n": a longer first line is
+    //  seen as such without reading the rest of the file.
+    char buf[ES_CONFIG_SECRET_MAX + 3];
+    size_t len = 0;
+    int rc = 0;
+    out[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); //  a FIFO must not hang us
+    struct stat st;
+    if (fd == -1 || fstat(fd, &st) == -1) {
+        int e = errno;
+        if (fd != -1)
+            close(fd);
+        return es_err_set(err, ES_ECONFIG, "%s: cannot read '%s': %s", key, path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = es_err_set(err, ES_ECONFIG, "%s: '%s' is not a regular file", key, path);
+        goto done;
+    }
+    //  The same rule as curve.secret_key_file: a secret others may read is no secret.
+    if (st.st_mode & 077) {
+        rc = es_err_set(err, ES_ECONFIG,
+                        "%s: '%s' has mode %04o, readable by group or others: 'chmod 600 %s'", key,
+                        path, (unsigned)(st.st_mode & 07777), path);
+        goto done;
+    }
+    while (len < sizeof buf) {
+        ssize_t n = read(fd, buf + len, sizeof buf - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc =
+                es_err_set(err, ES_ECONFIG, "%s: cannot read '%s': %s", key, path, strerror(errno));
+            goto done;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (memchr(buf, '\n', len))
+            break;
+    }
+    char *nl = memchr(buf, '\n', len);
+    size_t line = nl ? (size_t)(nl - buf) : len;
+    if (line && buf[line - 1] == '\r')
+        line--;
+    if (line > ES_CONFIG_SECRET_MAX)
+        rc = es_err_set(err, ES_ECONFIG, "%s: the first line of '%s' is longer than %d bytes", key,
+                        path, ES_CONFIG_SECRET_MAX);
+    else if (line == 0)
+        rc = es_err_set(err, ES_ECONFIG, "%s: '%s' is empty: its first line must hold the secret",
+                        key, path);
+    else if (memchr(buf, '\0', line))
+        rc = es_err_set(err, ES_ECONFIG, "%s: the first line of '%s' holds a NUL byte", key, path);
+    else {
+        memcpy(out, buf, line);
+        out[line] = '\0';
+    }
+done:
+    explicit_bzero(buf, sizeof buf);
+    close(fd);
+    return rc;
+}
+
+//  Does the PEM file at path hold an encrypted private key (PKCS#8 "ENCRYPTED PRIVATE KEY" or
+//  the traditional "Proc-Type: 4,ENCRYPTED" header)? Unreadable counts as not: libcurl then
+//  names the file at the first request.
+static bool
+s_key_encrypted(const char *path)
+{
+    static const char *const marks[] = {"-----BEGIN ENCRYPTED PRIVATE KEY-----",
+                                        "Proc-Type: 4,ENCRYPTED"};
+    char buf[65536]; //  a PEM key is a few KiB; the markers come first
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd == -1)
+        return false;
+    size_t len = 0;
+    while (len < sizeof buf - 1) {
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    bool found = false;
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0] && !found; i++)
+        found = memmem(buf, len, marks[i], strlen(marks[i])) != NULL;
+    explicit_bzero(buf, len); //  it held the key
+    return found;
+}
+
 //  Options that only make sense together, checked once a whole file is read.
 static int
 s_check(const es_config_t *self, const char *path, es_err_t *err)
@@ -201,6 +299,26 @@ s_check(const es_config_t *self, const char *path, es_err_t *err)
         return es_err_set(
             err, ES_ECONFIG, "%s: tls.cert_file and tls.key_file go together: %s is set, %s is not",
             path, cert ? "tls.cert_file" : "tls.key_file", cert ? "tls.key_file" : "tls.cert_file");
+    //  The passphrase is read here too, so a bad file stops the daemon at start instead of
+    //  failing every sync; the copy is wiped at once (es_http keeps its own).
+    const char *pass_file = es_config_str(self, "tls.key_password_file");
+    if (*pass_file && !key)
+        return es_err_set(err, ES_ECONFIG,
+                          "%s: tls.key_password_file is set but tls.key_file is not: the "
+                          "passphrase is for the client key",
+                          path);
+    if (*pass_file) {
+        char pass[ES_CONFIG_SECRET_MAX + 1];
+        int rc = es_config_read_secret("tls.key_password_file", pass_file, pass, err);
+        explicit_bzero(pass, sizeof pass);
+        if (rc)
+            return es_err_prefix(err, "%s", path);
+    } else if (key && s_key_encrypted(es_config_str(self, "tls.key_file"))) {
+        return es_err_set(err, ES_ECONFIG,
+                          "%s: tls.key_file '%s' is encrypted: set tls.key_password_file to a "
+                          "file holding its passphrase",
+                          path, es_config_str(self, "tls.key_file"));
+    }
     //  Checked here, not only when es-stats binds it: a bad value would make es-stats exit at
     //  every start. After the whole file, since metrics.allow_remote may come later.
     const char *listen = es_config_str(self, "metrics.listen");

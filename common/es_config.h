@@ -16,7 +16,9 @@ void es_config_destroy(es_config_t **self_p);
 //  Load a file over the current values. -1 with err (ES_ECONFIG)
 //  "edgesync.conf:12: download.workers: must be 1..16, got 0"; unknown keys are errors.
 //  File options (tls.*_file) must name readable files and are stored as absolute paths;
-//  tls.cert_file and tls.key_file must be both set or both empty once the file is read.
+//  tls.cert_file and tls.key_file must be both set or both empty once the file is read;
+//  tls.key_password_file needs tls.key_file and is read (es_config_read_secret) to check it,
+//  and an encrypted tls.key_file needs it.
 int es_config_load(es_config_t *self, const char *path, es_err_t *err);
 //  Set one option from text, checked like a file line. -1 with err naming the key.
 int es_config_set(es_config_t *self, const char *key, const char *value, es_err_t *err);
@@ -35,5 +37,14 @@ int es_config_parse_listen(const char *listen, bool allow_remote, struct sockadd
                            socklen_t *salen, es_err_t *err);
 //  Print every option: name, default, bounds, help (for --help-config and the default file).
 void es_config_help(FILE *out);
+
+//  Longest secret es_config_read_secret takes (bytes, without the newline).
+#define ES_CONFIG_SECRET_MAX 1024
+//  Read a secret (tls.key_password_file) from the first line of the file at path into out
+//  (ES_CONFIG_SECRET_MAX + 1 bytes, NUL-terminated; a trailing "\n" or "\r\n" is cut). The file
+//  must be a regular file that neither group nor others may read or write (like a CURVE secret
+//  key file), and the line must be 1..ES_CONFIG_SECRET_MAX bytes without NUL. -1 with err
+//  (ES_ECONFIG) "key: ..." naming the file, never quoting its content; out is then wiped.
+int es_config_read_secret(const char *key, const char *path, char *out, es_err_t *err);
 
 #endif

@@ -26,9 +26,14 @@ struct es_http {
     char *ca_file;       //  tls.ca_file copy, NULL if none
     char *cert_file;     //  tls.cert_file copy, NULL if none
     char *key_file;      //  tls.key_file copy, NULL if none
+    char *key_pass_file; //  tls.key_password_file copy (for error texts), NULL if none
     req_t *reqs;         //  in flight
     size_t nreqs;        //  count of reqs
     bool fresh;          //  new connection per request
+    //  The key's passphrase, "" if none (wiped on destroy; never logged). Passed even when
+    //  empty: with no passphrase callback OpenSSL would prompt on the terminal for an
+    //  encrypted key, hanging the daemon instead of failing.
+    char key_pass[ES_CONFIG_SECRET_MAX + 1];
 };
 
 static char *
@@ -48,6 +53,7 @@ es_http_opts_from_config(es_http_opts_t *opts, const es_config_t *config)
     opts->tls_ca_file = es_config_str(config, "tls.ca_file");
     opts->tls_cert_file = es_config_str(config, "tls.cert_file");
     opts->tls_key_file = es_config_str(config, "tls.key_file");
+    opts->tls_key_password_file = es_config_str(config, "tls.key_password_file");
 }
 
 void
@@ -73,9 +79,16 @@ es_http_new(const es_http_opts_t *opts, es_err_t *err)
     self->ca_file = s_dup_or_null(opts->tls_ca_file);
     self->cert_file = s_dup_or_null(opts->tls_cert_file);
     self->key_file = s_dup_or_null(opts->tls_key_file);
+    self->key_pass_file = s_dup_or_null(opts->tls_key_password_file);
     self->opts.tls_ca_file = self->ca_file;
     self->opts.tls_cert_file = self->cert_file;
     self->opts.tls_key_file = self->key_file;
+    self->opts.tls_key_password_file = self->key_pass_file;
+    if (self->key_pass_file &&
+        es_config_read_secret("tls.key_password_file", self->key_pass_file, self->key_pass, err)) {
+        es_http_destroy(&self);
+        return NULL;
+    }
     static bool s_warned = false;
     if (opts->tls_insecure && !s_warned) {
         es_log_warn("http: tls.verify = false: the backend's certificate is NOT checked; anyone "
@@ -126,8 +139,10 @@ es_http_destroy(es_http_t **self_p)
     if (self->multi)
         curl_multi_cleanup(self->multi);
     free(self->key_file);
+    free(self->key_pass_file);
     free(self->cert_file);
     free(self->ca_file);
+    explicit_bzero(self->key_pass, sizeof self->key_pass);
     free(self);
     *self_p = NULL;
 }
@@ -249,6 +264,7 @@ es_http_start(es_http_t *self, const char *url, const char *body, size_t body_le
         SETOPT(CURLOPT_SSLCERTTYPE, "PEM");
         SETOPT(CURLOPT_SSLKEY, self->key_file);
         SETOPT(CURLOPT_SSLKEYTYPE, "PEM");
+        SETOPT(CURLOPT_KEYPASSWD, self->key_pass);
     }
     if (body) {
         r->body = es_malloc(body_len + 1);
@@ -348,10 +364,18 @@ s_tls_hint(const es_http_t *self, CURLcode code, char *out, size_t size)
         snprintf(out, size, "cannot use tls.ca_file '%s' as a PEM CA bundle", ca ? ca : "");
         break;
     case CURLE_SSL_CERTPROBLEM:
-        snprintf(out, size,
-                 "cannot use the client certificate tls.cert_file '%s' with tls.key_file '%s' "
-                 "(PEM, unencrypted key, a matching pair)",
-                 self->cert_file ? self->cert_file : "", self->key_file ? self->key_file : "");
+        if (self->key_pass_file)
+            snprintf(out, size,
+                     "cannot use the client certificate tls.cert_file '%s' with tls.key_file '%s' "
+                     "and the passphrase in tls.key_password_file '%s' (a wrong passphrase? PEM, "
+                     "a matching pair)",
+                     self->cert_file ? self->cert_file : "", self->key_file ? self->key_file : "",
+                     self->key_pass_file);
+        else
+            snprintf(out, size,
+                     "cannot use the client certificate tls.cert_file '%s' with tls.key_file '%s' "
+                     "(PEM, a matching pair; an encrypted key needs tls.key_password_file)",
+                     self->cert_file ? self->cert_file : "", self->key_file ? self->key_file : "");
         break;
 #if LIBCURL_VERSION_NUM >= 0x074d00
     case CURLE_SSL_CLIENTCERT:
@@ -384,7 +408,7 @@ s_finish(es_http_t *self, req_t *r, CURLcode code)
     if (res->data_failed) {
         es_err_prefix(&res->err, "http: %s", r->url);
     } else if (es_http_is_tls_error(code)) {
-        char hint[512];
+        char hint[768];
         s_tls_hint(self, code, hint, sizeof hint);
         es_err_set(&res->err, ES_EHTTP, "http: %.160s: TLS: %s: %s", r->url, hint,
                    r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));

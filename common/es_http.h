@@ -22,6 +22,9 @@ typedef struct {
     const char *tls_ca_file;   //  CA bundle (CURLOPT_CAINFO), NULL or "" = system CAs
     const char *tls_cert_file; //  client certificate (CURLOPT_SSLCERT), NULL or "" = none
     const char *tls_key_file;  //  its private key (CURLOPT_SSLKEY)
+    //  File holding the key's passphrase (tls.key_password_file), NULL or "" = none. es_http_new
+    //  reads it (es_config_read_secret) and keeps the passphrase in memory only, wiped on destroy.
+    const char *tls_key_password_file;
 } es_http_opts_t;
 
 typedef struct {
@@ -45,6 +48,7 @@ typedef struct {
 //  The options of the http.* and tls.* config keys (strings borrowed from config). Warns, once
 //  per process, when tls.verify is false.
 void es_http_opts_from_config(es_http_opts_t *opts, const es_config_t *config);
+//  NULL with err naming tls.key_password_file when that file cannot be used.
 es_http_t *es_http_new(const es_http_opts_t *opts, es_err_t *err);
 void es_http_destroy(es_http_t **self_p);
 

@@ -1,8 +1,10 @@
-"""Secrets never leak: a full run at log.level = debug over HTTPS with a client certificate (setup,
+"""Secrets never leak: a full run at log.level = debug over HTTPS with a client certificate whose
+key is encrypted (tls.key_password_file) (setup,
 download and upload syncs with stats, a sync and a setup refused with 401 for a wrong token,
-stats, status, and every event from `edgesync events`), then the configured tokens and the client
-key (its PEM lines and its DER bytes) are searched for in every log, CLI output, event, stats
-reply, and every file of the run (the LMDB stores raw and through mdb_dump). Only the config
+stats, status, and every event from `edgesync events`), then the configured tokens, the key's
+passphrase and the decrypted client key (its PEM lines and its DER bytes) are searched for in
+every log, CLI output, event, stats reply, every file of the run (the LMDB stores raw and through
+mdb_dump), and the /proc cmdline and environ of the daemon, its actors and the events CLI. Only the config
 and key files themselves may hold them; those two are the check that the search can find them."""
 import base64
 import json
@@ -51,6 +53,17 @@ try:
     body = "".join(l for l in key_pem.splitlines() if l and not l.startswith("-----"))
     key_lines = [l for l in key_pem.splitlines() if l and not l.startswith("-----")]
     key_der = base64.b64decode(body)
+    # The daemon uses the key encrypted: its passphrase (first line of a 0600 file) is one more
+    # secret, and the decrypted key above must still appear nowhere.
+    passphrase = "pp-" + secrets.token_hex(16)
+    pass_file = f"{c}/gateway.pass"
+    with open(pass_file, "w") as f:
+        f.write(passphrase + "\n")
+    os.chmod(pass_file, 0o600)
+    enc_key_file = f"{c}/gateway-enc.key"
+    openssl("pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", key_file, "-out", enc_key_file,
+            "-passout", f"file:{pass_file}")
+    check("ENCRYPTED" in open(enc_key_file).read(), "the client key is encrypted")
 
     token = "tok-" + secrets.token_hex(16)
     wrong = "wrong-" + secrets.token_hex(16)
@@ -58,9 +71,37 @@ try:
               server_args=["--tls-cert", f"{c}/server.pem", "--tls-key", f"{c}/server.key",
                            "--tls-client-ca", f"{c}/ca.pem"],
               extra_conf=f"log.level = debug\ntls.ca_file = {c}/ca.pem\n"
-                         f"tls.cert_file = {c}/gateway.pem\ntls.key_file = {key_file}\n")
+                         f"tls.cert_file = {c}/gateway.pem\ntls.key_file = {enc_key_file}\n"
+                         f"tls.key_password_file = {pass_file}\n")
     try:
         texts = {}  # what -> text that must hold no secret
+
+        def check_procs(when):
+            """Command lines and environments of the daemon, its actors and the events CLI, read
+            from /proc while they run: no token, passphrase or key there. (Not the reference
+            server's: the test hands it the token with --token.)"""
+            pids = {env.daemon.pid, events.pid}
+            for _ in range(3):  # children of children
+                for d in os.listdir("/proc"):
+                    try:
+                        with open(f"/proc/{d}/stat") as f:
+                            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                    except (OSError, ValueError, IndexError):
+                        continue
+                    if ppid in pids:
+                        pids.add(int(d))
+            seen = 0
+            for pid in sorted(pids):
+                for part in ("cmdline", "environ"):
+                    try:
+                        with open(f"/proc/{pid}/{part}", "rb") as f:
+                            texts[f"/proc/{pid}/{part} {when}"] = f.read()
+                        seen += 1
+                    except OSError:
+                        pass  # a process that just ended
+            # edgesyncd, download x2, upload, reconcile, stats, events: 7 at least.
+            check(len(pids) >= 7 and seen >= 14, f"processes read {when}: {len(pids)} pids, "
+                  f"{seen} files")
         events = subprocess.Popen([os.path.join(bindir, "edgesync"), "-c", env.conf, "events"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -91,6 +132,7 @@ try:
         run("stats of service", "stats", SVC)
         rc, out, err = run("status", "status")
         check(rc == 0, f"status {rc} {err}")
+        check_procs("after the syncs")
 
         # A wrong token: refused with 401, the message says so without quoting it.
         with open(env.conf, "a") as f:
@@ -103,6 +145,7 @@ try:
         check(rc != 0 and "credentials" in out + err, f"wrong token: setup fails {rc} {err}")
         run("status after 401", "status")
         run("stats after 401", "stats")
+        check_procs("after the restart")
 
         events.send_signal(signal.SIGINT)
         try:
@@ -142,7 +185,8 @@ try:
                       f"mdb_dump {path}: {p.returncode} {p.stderr[:200]}")
                 texts["mdb_dump " + path] = p.stdout
 
-        secrets_ = {"token": token.encode(), "wrong token": wrong.encode()}
+        secrets_ = {"token": token.encode(), "wrong token": wrong.encode(),
+                    "key passphrase": passphrase.encode()}
         secrets_.update({f"key line {i}": l.encode() for i, l in enumerate(key_lines)})
         secrets_["key DER"] = key_der
         leaks = []
@@ -157,6 +201,8 @@ try:
         check(token.encode() in conf and wrong.encode() in conf, "tokens found in the config")
         check(all(l.encode() in open(key_file, "rb").read() for l in key_lines),
               "key lines found in the key file")
+        check(passphrase.encode() in open(pass_file, "rb").read(),
+              "passphrase found in its file")
         check(len(texts) >= 10 and len(files) >= 3, f"searched {len(texts)} outputs, "
               f"{len(files)} files")
     finally:

@@ -3,9 +3,13 @@ certificates made by openssl for this run. Without tls.ca_file a sync fails with
 certificate and the option, and changes nothing local; with it the store equals the server.
 A wrong host name is refused even with the right CA; tls.verify = false works but is logged. With
 --tls-client-ca a client without a certificate, or with one from another CA, is refused; with
-tls.cert_file/tls.key_file it syncs. Bad tls.* settings stop the daemon at start, naming them."""
+tls.cert_file/tls.key_file it syncs; with an encrypted key and tls.key_password_file too, while a
+wrong passphrase fails at once (2033, naming the options, never the passphrase, nothing lost).
+Bad tls.* settings stop the daemon at start, naming them (an encrypted key without a passphrase
+file, a passphrase file that is missing, empty, readable by others or without a key)."""
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -78,6 +82,22 @@ try:
     make_cert(certs, "gateway", "ca", "extendedKeyUsage=clientAuth\n")
     make_cert(certs, "intruder", "rogue", "extendedKeyUsage=clientAuth\n")
     CA = f"tls.ca_file = {certs}/ca.pem\n"
+    # The gateway key, encrypted with a passphrase in a 0600 file, in both PEM forms.
+    PASS = "pass-" + secrets.token_hex(12)
+    WRONG = "wrong-" + secrets.token_hex(12)
+    for name, text, mode in (("right.pass", PASS + "\n", 0o600),
+                             ("wrong.pass", WRONG + "\n", 0o600),
+                             ("open.pass", PASS + "\n", 0o644), ("empty.pass", "", 0o600)):
+        with open(f"{certs}/{name}", "w") as f:
+            f.write(text)
+        os.chmod(f"{certs}/{name}", mode)
+    openssl("pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", f"{certs}/gateway.key", "-out",
+            f"{certs}/gateway-pkcs8.key", "-passout", f"file:{certs}/right.pass")
+    openssl("ec", "-in", f"{certs}/gateway.key", "-aes256", "-out", f"{certs}/gateway-trad.key",
+            "-passout", f"file:{certs}/right.pass")
+    for key, mark in (("gateway-pkcs8.key", "BEGIN ENCRYPTED PRIVATE KEY"),
+                      ("gateway-trad.key", "Proc-Type: 4,ENCRYPTED")):
+        check(mark in open(f"{certs}/{key}").read(), f"{key} is encrypted ({mark})")
     HTTPS = ["--tls-cert", f"{certs}/server.pem", "--tls-key", f"{certs}/server.key"]
 
     # 1. HTTPS backend: trusted through tls.ca_file, refused without it, store untouched.
@@ -158,6 +178,54 @@ try:
         rc, out, err = env.cli("sync", SVC, "--json")
         check(rc == 0 and js(out).get("status") == 0, f"sync with client cert: {rc} {out[:300]}")
         all_same(env, "client certificate sync")
+
+        # 3b. An encrypted client key: a wrong passphrase fails the sync at once (not retried),
+        # naming the options and never the passphrase, and loses nothing; the right one syncs,
+        # for both PEM forms (PKCS#8 and the traditional "Proc-Type: 4,ENCRYPTED").
+        rec = {k: v for k, v in env.local_records(SVC, "Customer")[0].items() if k != "id"}
+        rec["name"] = "Made Behind An Encrypted Key"
+        rc, out, err = env.cli("create", SVC, "Customer", json.dumps(rec))
+        check(rc == 0, f"local create {rc} {err}")
+        before = all_local(env)
+        rc, pend_before, _ = env.cli("pending", SVC)
+        log_at = len(open(os.path.join(env.dir, "daemon.log")).read())
+        set_conf(env, CA + f"tls.cert_file = {certs}/gateway.pem\n"
+                 f"tls.key_file = {certs}/gateway-pkcs8.key\n"
+                 f"tls.key_password_file = {certs}/wrong.pass\n")
+        rc, out, err = env.cli("sync", SVC, "--json")
+        res = js(out)
+        msg = res.get("message", "")
+        check(rc == 1 and res.get("code") == 2033, f"wrong passphrase: code 2033: {rc} {out[:400]}")
+        check("tls.key_password_file" in msg and f"{certs}/wrong.pass" in msg
+              and "tls.key_file" in msg, f"wrong passphrase: message names the options: {msg}")
+        check(all_local(env) == before, "wrong passphrase: local records as they were")
+        rc, pend_after, _ = env.cli("pending", SVC)
+        check(pend_after == pend_before, f"wrong passphrase: pending change kept: {pend_after}")
+        rc, out2, err2 = env.cli("setup")
+        check(rc != 0 and "tls.key_password_file" in out2 + err2,
+              f"wrong passphrase: setup refused naming the option: {rc} {err2}")
+        log = open(os.path.join(env.dir, "daemon.log")).read()[log_at:]
+        check("; retry" not in log, "a wrong passphrase is not retried")
+        for what, text in (("sync output", out + err), ("setup output", out2 + err2),
+                           ("daemon log", log)):
+            check(PASS not in text and WRONG not in text, f"no passphrase in the {what}")
+
+        for key in ("gateway-pkcs8.key", "gateway-trad.key"):
+            set_conf(env, CA + f"tls.cert_file = {certs}/gateway.pem\n"
+                     f"tls.key_file = {certs}/{key}\n"
+                     f"tls.key_password_file = {certs}/right.pass\n")
+            rc, out, err = env.cli("sync", SVC, "--json")
+            check(rc == 0 and js(out).get("status") == 0,
+                  f"sync with encrypted key {key}: {rc} {out[:300]}")
+            all_same(env, f"encrypted key {key}")
+        rc, out, _ = env.cli("pending", SVC)
+        check(rc == 0 and all(v.get("pendingSyncRecords") == [] for v in js(out).values()),
+              f"pending change uploaded with the encrypted key: {out[:300]}")
+        check(any(r.get("name") == "Made Behind An Encrypted Key"
+                  for r in env.server_records(SVC, "Customer")),
+              "server has the record made before the wrong passphrase")
+        log = open(os.path.join(env.dir, "daemon.log")).read()
+        check(PASS not in log and WRONG not in log, "no passphrase in the daemon log")
     finally:
         env.close()
 
@@ -171,6 +239,22 @@ try:
             (f"tls.ca_file = {work}\n", ["tls.ca_file", "not a regular file"]),
             (f"tls.cert_file = {certs}/gateway.pem\n", ["tls.cert_file", "tls.key_file"]),
             ("tls.verify = maybe\n", ["tls.verify", "true or false"]),
+            (f"tls.cert_file = {certs}/gateway.pem\ntls.key_file = {certs}/gateway-pkcs8.key\n",
+             ["tls.key_file", f"{certs}/gateway-pkcs8.key", "encrypted",
+              "tls.key_password_file"]),
+            (f"tls.cert_file = {certs}/gateway.pem\ntls.key_file = {certs}/gateway-trad.key\n",
+             ["tls.key_file", "encrypted", "tls.key_password_file"]),
+            (f"tls.key_password_file = {certs}/right.pass\n",
+             ["tls.key_password_file", "tls.key_file is not"]),
+            (f"tls.cert_file = {certs}/gateway.pem\ntls.key_file = {certs}/gateway-pkcs8.key\n"
+             f"tls.key_password_file = {certs}/open.pass\n",
+             ["tls.key_password_file", f"{certs}/open.pass", "mode 0644", "chmod 600"]),
+            (f"tls.cert_file = {certs}/gateway.pem\ntls.key_file = {certs}/gateway-pkcs8.key\n"
+             f"tls.key_password_file = {certs}/empty.pass\n",
+             ["tls.key_password_file", f"{certs}/empty.pass", "empty"]),
+            (f"tls.cert_file = {certs}/gateway.pem\ntls.key_file = {certs}/gateway-pkcs8.key\n"
+             f"tls.key_password_file = {certs}/missing.pass\n",
+             ["tls.key_password_file", f"{certs}/missing.pass", "No such file"]),
         ]
         for text, words in cases:
             with open(conf, "w") as f:
@@ -179,6 +263,7 @@ try:
                                capture_output=True, text=True, timeout=30)
             check(p.returncode != 0 and all(w in p.stderr for w in words),
                   f"refused at start ({text.strip()}): rc {p.returncode} {p.stderr.strip()}")
+            check(PASS not in p.stdout + p.stderr, f"no passphrase printed ({text.strip()})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 finally:

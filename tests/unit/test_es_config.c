@@ -55,6 +55,7 @@ static const struct {
     {"tls.ca_file", "", 0},
     {"tls.cert_file", "", 0},
     {"tls.key_file", "", 0},
+    {"tls.key_password_file", "", 0},
 };
 #define NDEFAULTS (sizeof s_defaults / sizeof s_defaults[0])
 
@@ -439,6 +440,178 @@ test_tls_options(void **state)
     free(key);
 }
 
+//  Write len bytes of text to dir/name with mode; returns the path (caller frees).
+static char *
+s_file(const char *dir, const char *name, const char *text, size_t len, mode_t mode)
+{
+    char *path = es_sprintf("%s/%s", dir, name);
+    FILE *out = fopen(path, "w");
+    assert_non_null(out);
+    assert_int_equal(fwrite(text, 1, len, out), len);
+    assert_int_equal(fclose(out), 0);
+    assert_int_equal(chmod(path, mode), 0);
+    return path;
+}
+
+//  es_config_read_secret on text (written mode 0600): 0 with the expected secret, or -1 with
+//  err ending in tail; the secret never appears in an error and out is empty after one.
+static void
+s_expect_secret(const char *dir, const char *text, size_t len, const char *secret, const char *tail)
+{
+    char *path = s_file(dir, "pass", text, len, 0600);
+    char out[ES_CONFIG_SECRET_MAX + 1];
+    memset(out, 'x', sizeof out);
+    es_err_t err;
+    es_err_clear(&err);
+    int rc = es_config_read_secret("tls.key_password_file", path, out, &err);
+    if (secret) {
+        assert_int_equal(rc, 0);
+        assert_string_equal(out, secret);
+    } else {
+        assert_int_equal(rc, -1);
+        assert_int_equal(err.code, ES_ECONFIG);
+        char *expected = es_sprintf("tls.key_password_file: %s", tail);
+        char *p = strstr(expected, "%P");
+        if (p) { //  "%P" stands for the path
+            *p = '\0';
+            char *full = es_sprintf("%s%s%s", expected, path, p + 2);
+            free(expected);
+            expected = full;
+        }
+        assert_string_equal(err.what, expected);
+        assert_string_equal(out, "");
+        free(expected);
+    }
+    assert_int_equal(unlink(path), 0);
+    free(path);
+}
+
+//  tls.key_password_file: the first line of a private file, bounded; checked at load together
+//  with tls.key_file, and an encrypted key without it is refused.
+static void
+test_key_password(void **state)
+{
+    fixture_t *f = *state;
+    s_expect_secret(f->dir, "s3cret pass\n", 12, "s3cret pass", NULL);
+    s_expect_secret(f->dir, "crlf\r\nsecond line\n", 19, "crlf", NULL);
+    s_expect_secret(f->dir, "no newline", 10, "no newline", NULL);
+    s_expect_secret(f->dir, " spaces kept \n", 15, " spaces kept ", NULL);
+    s_expect_secret(f->dir, "", 0, NULL, "'%P' is empty: its first line must hold the secret");
+    s_expect_secret(f->dir, "\nsecond\n", 8, NULL,
+                    "'%P' is empty: its first line must hold the secret");
+    s_expect_secret(f->dir, "\r\n", 2, NULL, "'%P' is empty: its first line must hold the secret");
+    s_expect_secret(f->dir, "ab\0cd\n", 6, NULL, "the first line of '%P' holds a NUL byte");
+    //  The bound: ES_CONFIG_SECRET_MAX bytes pass, with or without "\r\n"; one more does not.
+    char big[3 * ES_CONFIG_SECRET_MAX];
+    memset(big, 'k', sizeof big);
+    char want[ES_CONFIG_SECRET_MAX + 1];
+    memset(want, 'k', ES_CONFIG_SECRET_MAX);
+    want[ES_CONFIG_SECRET_MAX] = '\0';
+    s_expect_secret(f->dir, big, ES_CONFIG_SECRET_MAX, want, NULL);
+    big[ES_CONFIG_SECRET_MAX] = '\r';
+    big[ES_CONFIG_SECRET_MAX + 1] = '\n';
+    s_expect_secret(f->dir, big, sizeof big, want, NULL);
+    big[ES_CONFIG_SECRET_MAX] = 'k';
+    big[ES_CONFIG_SECRET_MAX + 1] = '\n';
+    s_expect_secret(f->dir, big, sizeof big, NULL,
+                    "the first line of '%P' is longer than 1024 bytes");
+    memset(big, 'k', sizeof big);
+    s_expect_secret(f->dir, big, sizeof big, NULL,
+                    "the first line of '%P' is longer than 1024 bytes");
+
+    //  Not private, not there, not a file.
+    char out[ES_CONFIG_SECRET_MAX + 1];
+    es_err_t err;
+    char *pass = s_file(f->dir, "pass", "hunter2\n", 8, 0640);
+    assert_int_equal(es_config_read_secret("tls.key_password_file", pass, out, &err), -1);
+    char *expected = es_sprintf("tls.key_password_file: '%s' has mode 0640, readable by group or "
+                                "others: 'chmod 600 %s'",
+                                pass, pass);
+    assert_string_equal(err.what, expected);
+    assert_null(strstr(err.what, "hunter2"));
+    free(expected);
+    assert_int_equal(chmod(pass, 0604), 0);
+    assert_int_equal(es_config_read_secret("tls.key_password_file", pass, out, &err), -1);
+    assert_non_null(strstr(err.what, "mode 0604"));
+    char *missing = es_sprintf("%s/nope", f->dir);
+    assert_int_equal(es_config_read_secret("tls.key_password_file", missing, out, &err), -1);
+    expected =
+        es_sprintf("tls.key_password_file: cannot read '%s': No such file or directory", missing);
+    assert_string_equal(err.what, expected);
+    free(expected);
+    assert_int_equal(es_config_read_secret("tls.key_password_file", f->dir, out, &err), -1);
+    expected = es_sprintf("tls.key_password_file: '%s' is not a regular file", f->dir);
+    assert_string_equal(err.what, expected);
+    free(expected);
+
+    //  In a config file.
+    static const char plain_key[] =
+        "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
+    static const char pkcs8_key[] = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIHs\n"
+                                    "-----END ENCRYPTED PRIVATE KEY-----\n";
+    static const char legacy_key[] =
+        "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+        "DEK-Info: AES-256-CBC,00\n\nMHcC\n-----END EC PRIVATE KEY-----\n";
+    char *pem = s_file(f->dir, "cert.pem", "-----BEGIN CERTIFICATE-----\n", 28, 0644);
+    char *plain = s_file(f->dir, "plain.key", plain_key, strlen(plain_key), 0600);
+    char *pkcs8 = s_file(f->dir, "pkcs8.key", pkcs8_key, strlen(pkcs8_key), 0600);
+    char *legacy = s_file(f->dir, "legacy.key", legacy_key, strlen(legacy_key), 0600);
+    es_config_t *cfg;
+    char *text = es_sprintf("tls.key_password_file = %s\n", pass);
+    s_expect_load_error(f, text,
+                        ": tls.key_password_file is set but tls.key_file is not: the passphrase "
+                        "is for the client key");
+    free(text);
+    //  Mode 0604: refused at load, naming the config file and the option.
+    text = es_sprintf("tls.cert_file = %s\ntls.key_file = %s\ntls.key_password_file = %s\n", pem,
+                      pkcs8, pass);
+    expected = es_sprintf(": tls.key_password_file: '%s' has mode 0604, readable by group or "
+                          "others: 'chmod 600 %s'",
+                          pass, pass);
+    s_expect_load_error(f, text, expected);
+    free(expected);
+    assert_int_equal(chmod(pass, 0600), 0);
+    assert_int_equal(s_load(f, text, &cfg, &err), 0);
+    char *real = realpath(pass, NULL);
+    assert_non_null(real);
+    assert_string_equal(es_config_str(cfg, "tls.key_password_file"), real);
+    es_config_destroy(&cfg);
+    free(real);
+    free(text);
+    //  Encrypted keys (both PEM forms) without a passphrase file are refused; a plain one is not.
+    const char *encrypted[] = {pkcs8, legacy};
+    for (int i = 0; i < 2; i++) {
+        text = es_sprintf("tls.cert_file = %s\ntls.key_file = %s\n", pem, encrypted[i]);
+        expected = es_sprintf(": tls.key_file '%s' is encrypted: set tls.key_password_file to a "
+                              "file holding its passphrase",
+                              encrypted[i]);
+        s_expect_load_error(f, text, expected);
+        free(expected);
+        free(text);
+    }
+    text = es_sprintf("tls.cert_file = %s\ntls.key_file = %s\n", pem, plain);
+    assert_int_equal(s_load(f, text, &cfg, &err), 0);
+    es_config_destroy(&cfg);
+    free(text);
+    //  An empty passphrase file: refused, naming it.
+    assert_int_equal(truncate(pass, 0), 0);
+    text = es_sprintf("tls.cert_file = %s\ntls.key_file = %s\ntls.key_password_file = %s\n", pem,
+                      legacy, pass);
+    expected = es_sprintf(": tls.key_password_file: '%s' is empty: its first line must hold the "
+                          "secret",
+                          pass);
+    s_expect_load_error(f, text, expected);
+    free(expected);
+    free(text);
+
+    char *paths[] = {pass, pem, plain, pkcs8, legacy};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        assert_int_equal(unlink(paths[i]), 0);
+        free(paths[i]);
+    }
+    free(missing);
+}
+
 //  ---------------------------------------------------------------------------------------------
 
 static void
@@ -600,6 +773,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_load_long_lines, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_load_missing_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_tls_options, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_key_password, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_listen, s_setup, s_teardown),
         cmocka_unit_test(test_endpoints),
         cmocka_unit_test_setup_teardown(test_help, s_setup, s_teardown),

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -606,6 +607,7 @@ test_tls_settings(void **state)
     assert_true(fputs("not a certificate\n", f) >= 0);
     assert_int_equal(fclose(f), 0);
     es_http_opts_t o = {.connect_timeout_ms = 2000, .timeout_ms = 5000, .max_response = LIMIT};
+    es_err_t err0;
     o.tls_ca_file = junk;
     char *want = es_sprintf("cannot use tls.ca_file '%s'", junk);
     s_expect_tls_failure(&o, CURLE_SSL_CACERT_BADFILE, want);
@@ -616,6 +618,44 @@ test_tls_settings(void **state)
     want = es_sprintf("tls.cert_file '%s' with tls.key_file '%s'", junk, junk);
     s_expect_tls_failure(&o, CURLE_SSL_CERTPROBLEM, want);
     free(want);
+    //  With a passphrase file: the failure names it too (a wrong passphrase looks the same to
+    //  libcurl), and never quotes the passphrase.
+    char *pass = es_sprintf("%s/pass", dir);
+    f = fopen(pass, "w");
+    assert_non_null(f);
+    assert_true(fputs("Pass-Phrase-42\n", f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(pass, 0600), 0);
+    o.tls_key_password_file = pass;
+    want = es_sprintf("tls.key_file '%s' and the passphrase in tls.key_password_file '%s'", junk,
+                      pass);
+    s_expect_tls_failure(&o, CURLE_SSL_CERTPROBLEM, want);
+    free(want);
+    {
+        es_http_t *h = es_http_new(&o, &err0);
+        assert_non_null(h);
+        char *url = es_sprintf("https://127.0.0.1:%d/ok", s_srv.port);
+        ctx_t c;
+        s_ctx_init(&c);
+        assert_int_equal(es_http_start(h, url, NULL, 0, NULL, 0, &s_cb, &c, &err0), 0);
+        s_drive(h, 10000);
+        assert_int_equal(c.done_calls, 1);
+        assert_null(strstr(c.result.err.what, "Pass-Phrase-42"));
+        free(url);
+        es_http_destroy(&h);
+    }
+    //  A passphrase file that cannot be used: no handle, the option named.
+    assert_int_equal(chmod(pass, 0644), 0);
+    assert_null(es_http_new(&o, &err0));
+    assert_int_equal(err0.code, ES_ECONFIG);
+    assert_non_null(strstr(err0.what, "tls.key_password_file: "));
+    assert_non_null(strstr(err0.what, "mode 0644"));
+    assert_int_equal(unlink(pass), 0);
+    assert_null(es_http_new(&o, &err0));
+    want = es_sprintf("tls.key_password_file: cannot read '%s': No such file or directory", pass);
+    assert_string_equal(err0.what, want);
+    free(want);
+    o.tls_key_password_file = "";
     //  Codes: every TLS failure is 2033; only a failed handshake may be retried.
     es_http_result_t r = {.curl_code = CURLE_SSL_CONNECT_ERROR};
     assert_int_equal(es_http_vmx_code(&r), 2033);
@@ -638,10 +678,137 @@ test_tls_settings(void **state)
     es_http_opts_from_config(&o, cfg);
     assert_true(o.tls_insecure);
     assert_string_equal(o.tls_ca_file, junk);
+    assert_string_equal(o.tls_key_password_file, "");
+    assert_int_equal(es_config_set(cfg, "tls.key_password_file", junk, &err), 0);
+    es_http_opts_from_config(&o, cfg);
+    assert_string_equal(o.tls_key_password_file, junk);
     es_config_destroy(&cfg);
     assert_int_equal(unlink(junk), 0);
     assert_int_equal(rmdir(dir), 0);
     free(junk);
+    free(pass);
+}
+
+//  A client certificate and its key encrypted (PKCS#8, AES-256-CBC) with the passphrase
+//  "unit-test-passphrase", made for this test with openssl (self-signed, never trusted by anyone).
+static const char s_client_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBkzCCATmgAwIBAgIUPe7aEgyYIKwcei9PbHF96fGxAskwCgYIKoZIzj0EAwIw\n"
+    "HjEcMBoGA1UEAwwTdGVzdF9lc19odHRwIGNsaWVudDAgFw0yNjExMjYxMTA0NDNa\n"
+    "GA8yMTI2MTEwMjExMDQ0M1owHjEcMBoGA1UEAwwTdGVzdF9lc19odHRwIGNsaWVu\n"
+    "dDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABJ/S1JLTiRj1pGzzpavPRdva2zgt\n"
+    "U2UHN6jSz0rubSNoT7CGc6koW8qvTmLKgXV0dKA/GuG0qCvsV5Rec+UScJKjUzBR\n"
+    "MB0GA1UdDgQWBBTIWoSLIBiXmwCC7WEesoDwTHA22zAfBgNVHSMEGDAWgBTIWoSL\n"
+    "IBiXmwCC7WEesoDwTHA22zAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gA\n"
+    "MEUCIQCybmkMOSn8/sdkFjYMg0hV5TwHbEXsFLfhDXyZKKfl2wIgb3oc26b0/dkd\n"
+    "WcX2WilaeQhWl1hMVUxgEihUfoFsJqA=\n"
+    "-----END CERTIFICATE-----\n";
+static const char s_client_enc_key[] =
+    "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+    "MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAj+BlkkVfuNywICCAAw\n"
+    "DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEA8WQm1J422cV+MMFGOgqikEgZB3\n"
+    "ULTu7LmUPA1EMP8Ec67ANWY4UV3DKMtppy4B+HmdMrOYnPQHOy3fJCBj1O5oX2xs\n"
+    "6F7a8OzUcp6FoVIijbuPmM+IIhyz2AjcuD3oJYU5msESL0nziCuoQ5cSyMHePk+i\n"
+    "566i7AkdVoqWlIlfGeh7A+7jTKx9tFrLvhnHDh/hECvrKIrqZ9UTFivvqB+kn6s=\n"
+    "-----END ENCRYPTED PRIVATE KEY-----\n";
+
+//  Write text to dir/name with mode 0600; returns the path (caller frees).
+static char *
+s_write_file(const char *dir, const char *name, const char *text)
+{
+    char *path = es_sprintf("%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, 0600), 0);
+    return path;
+}
+
+//  One https request with opts to a loopback port that accepts each connection and closes it
+//  at once: the client loads its certificate and key, then its handshake meets end of file.
+//  Returns libcurl's code, err copied.
+static CURLcode
+s_tls_request(const es_http_opts_t *o, es_err_t *out)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof sa;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+    es_err_t err;
+    es_http_t *h = es_http_new(o, &err);
+    if (!h)
+        fail_msg("es_http_new: %s", err.what);
+    char *url = es_sprintf("https://127.0.0.1:%d/ok", ntohs(sa.sin_port));
+    ctx_t c;
+    s_ctx_init(&c);
+    assert_int_equal(es_http_start(h, url, NULL, 0, NULL, 0, &s_cb, &c, &err), 0);
+    int64_t end = s_now_ms() + 10000;
+    while (es_http_active(h) && s_now_ms() < end) {
+        struct curl_waitfd extra = {.fd = lfd, .events = CURL_WAIT_POLLIN};
+        assert_int_equal(es_http_wait(h, &extra, 1, 50, &err), 0);
+        if (extra.revents & CURL_WAIT_POLLIN) {
+            int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (cfd >= 0)
+                close(cfd);
+        }
+        es_http_perform(h);
+    }
+    assert_int_equal(c.done_calls, 1);
+    *out = c.result.err;
+    free(url);
+    es_http_destroy(&h);
+    close(lfd);
+    return c.result.curl_code;
+}
+
+//  An encrypted client key: libcurl gets the passphrase (CURLOPT_KEYPASSWD). The right one
+//  loads the key, so the request gets as far as the handshake (cut by the peer);
+//  a wrong one, or none, fails on the key (no terminal prompt), naming the options and never
+//  quoting the passphrase.
+static void
+test_tls_encrypted_key(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_es_http.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *pem = s_write_file(dir, "client.pem", s_client_pem);
+    char *key = s_write_file(dir, "client.key", s_client_enc_key);
+    char *right = s_write_file(dir, "right.pass", "unit-test-passphrase\n");
+    char *wrong = s_write_file(dir, "wrong.pass", "not-the-passphrase\r\n");
+    es_http_opts_t o = {.connect_timeout_ms = 2000, .timeout_ms = 5000, .max_response = LIMIT};
+    o.tls_cert_file = pem;
+    o.tls_key_file = key;
+    es_err_t err;
+
+    o.tls_key_password_file = right;
+    assert_int_equal(s_tls_request(&o, &err), CURLE_SSL_CONNECT_ERROR);
+    assert_null(strstr(err.what, "unit-test-passphrase"));
+
+    o.tls_key_password_file = wrong;
+    assert_int_equal(s_tls_request(&o, &err), CURLE_SSL_CERTPROBLEM);
+    char *want = es_sprintf("with tls.key_file '%s' and the passphrase in tls.key_password_file "
+                            "'%s' (a wrong passphrase?",
+                            key, wrong);
+    if (!strstr(err.what, want))
+        fail_msg("'%s' lacks '%s'", err.what, want);
+    free(want);
+    assert_null(strstr(err.what, "not-the-passphrase"));
+
+    o.tls_key_password_file = NULL;
+    assert_int_equal(s_tls_request(&o, &err), CURLE_SSL_CERTPROBLEM);
+    if (!strstr(err.what, "an encrypted key needs tls.key_password_file"))
+        fail_msg("'%s' lacks the hint", err.what);
+
+    char *paths[] = {pem, key, right, wrong};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        assert_int_equal(unlink(paths[i]), 0);
+        free(paths[i]);
+    }
+    assert_int_equal(rmdir(dir), 0);
 }
 
 static void
@@ -915,6 +1082,7 @@ main(void)
         cmocka_unit_test(test_on_data_fails),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_tls_settings),
+        cmocka_unit_test(test_tls_encrypted_key),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_request_headers_and_body),
         cmocka_unit_test(test_chained_requests),
