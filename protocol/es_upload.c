@@ -74,6 +74,21 @@ s_put_double(es_buf_t *out, double d)
     es_buf_puts(out, tmp);
 }
 
+//  es_buf_json_str's text; a string it would copy as is (the usual column value) is found so
+//  a word at a time.
+static void
+s_put_str(es_buf_t *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (es_upload_plain_run(p, p + len) != len) {
+        es_buf_json_str(out, s, len);
+        return;
+    }
+    es_buf_putc(out, '"');
+    es_buf_append(out, s, len);
+    es_buf_putc(out, '"');
+}
+
 //  -1 only for a non-finite double (JSON has no spelling for it).
 static int
 s_put_value(es_buf_t *out, const es_value_t *v)
@@ -94,7 +109,7 @@ s_put_value(es_buf_t *out, const es_value_t *v)
         s_put_double(out, v->u.d);
         break;
     case ES_V_STR:
-        es_buf_json_str(out, v->u.s.ptr, v->u.s.len);
+        s_put_str(out, v->u.s.ptr, v->u.s.len);
         break;
     }
     return 0;
@@ -389,7 +404,7 @@ es_upload_body_add(es_upload_body_t *self, const es_meta_object_t *obj, const ch
     es_buf_puts(b, ",\"action\":");
     es_buf_json_str(b, action, strlen(action));
     es_buf_puts(b, ",\"checksum\":");
-    es_buf_json_str(b, checksum ? checksum : "", checksum_len);
+    s_put_str(b, checksum ? checksum : "", checksum_len);
     es_buf_puts(b, ",\"rowId\":");
     char digits[24];
     char *d = digits + sizeof digits;
@@ -607,6 +622,8 @@ typedef struct {
     const jtree_t *t;
     es_record_builder_t **builders; //  per metadata object, created on first use
     char (*temp_names)[256];        //  per metadata object: "_<auto key>" ("" if none)
+    uint8_t *underscore;            //  per metadata object: 0 not worked out, 1 a field name
+                                    //  starts with '_', 2 none does
     es_buf_t rec;                   //  the current record's MessagePack map
     es_buf_t pk;                    //  the current record's key as JSON
     es_buf_t intermediate;          //  the current record's intermediateErrors as JSON
@@ -684,9 +701,12 @@ static uint32_t
 s_member(const parse_t *p, uint32_t o, const char *key)
 {
     uint32_t found = J_NONE;
-    for (uint32_t i = o + 1; i < s_node(p, o)->a; i = s_skip(p, i))
-        if (strcmp(s_text(p, s_node(p, i)->key), key) == 0)
+    for (uint32_t i = o + 1; i < s_node(p, o)->a; i = s_skip(p, i)) {
+        const char *name = s_text(p, s_node(p, i)->key);
+        //  The first byte settles most members without a call (a record has a dozen).
+        if (name[0] == key[0] && strcmp(name, key) == 0)
             found = i;
+    }
     return found != J_NONE && s_is(p, found, J_NULL) ? J_NONE : found;
 }
 
@@ -747,7 +767,7 @@ s_members(const parse_t *p, uint32_t o, const char *const *keys, size_t n, uint3
     for (uint32_t i = o + 1; i < s_node(p, o)->a; i = s_skip(p, i)) {
         const char *name = s_text(p, s_node(p, i)->key);
         for (size_t k = 0; k < n; k++)
-            if (strcmp(name, keys[k]) == 0) {
+            if (name[0] == keys[k][0] && strcmp(name, keys[k]) == 0) {
                 found[k] = i;
                 break;
             }
@@ -967,6 +987,19 @@ s_temp_name(parse_t *p, const es_meta_object_t *obj, size_t obj_index)
     return name;
 }
 
+//  Whether no field name of obj starts with '_'. Worked out once per object and parse.
+static bool
+s_no_underscore(parse_t *p, const es_meta_object_t *obj, size_t obj_index)
+{
+    if (!p->underscore[obj_index]) {
+        p->underscore[obj_index] = 2;
+        for (size_t i = 0; i < obj->nfields; i++)
+            if (obj->fields[i].name && obj->fields[i].name[0] == '_')
+                p->underscore[obj_index] = 1;
+    }
+    return p->underscore[obj_index] == 2;
+}
+
 //  Columns of record o into r->rec / r->pk_json / r->has_temp. A successful record must be
 //  well-typed and carry its key; a failed one is reported with whatever could be built.
 static int
@@ -979,14 +1012,24 @@ s_columns(parse_t *p, uint32_t o, size_t obj_index, es_upload_rec_t *r)
     es_record_builder_t *b = p->builders[obj_index];
     es_record_builder_reset(b);
     es_err_t e;
+    //  The temporary key member is found in the same walk (the last one, as s_member would).
+    const char *name = s_temp_name(p, obj, obj_index);
+    uint32_t temp = J_NONE;
     size_t next = 0; //  servers echo columns in metadata order: try the field after the last
     for (uint32_t i = o + 1; i < s_node(p, o)->a; i = s_skip(p, i)) {
         const char *key = s_text(p, s_node(p, i)->key);
-        size_t klen = strlen(key);
+        if (name[0] && key[0] == name[0] && strcmp(key, name) == 0)
+            temp = i;
         //  Field names are unique (es_meta refuses duplicates): a match is the field index.
-        int idx = next < obj->nfields && strcmp(obj->fields[next].name, key) == 0
-                      ? (int)next
-                      : es_meta_field_index(obj, key, klen);
+        //  "_metadata" and "_<auto key>" are in every record: no search when no field name
+        //  starts with '_'.
+        int idx;
+        if (next < obj->nfields && strcmp(obj->fields[next].name, key) == 0)
+            idx = (int)next;
+        else if (key[0] == '_' && s_no_underscore(p, obj, obj_index))
+            idx = -1;
+        else
+            idx = es_meta_field_index(obj, key, strlen(key));
         if (idx >= 0)
             next = (size_t)idx + 1;
         if (idx < 0)
@@ -1015,9 +1058,8 @@ s_columns(parse_t *p, uint32_t o, size_t obj_index, es_upload_rec_t *r)
         r->pk_json = p->pk.data;
     }
 
-    const char *name = s_temp_name(p, obj, obj_index);
     if (name[0]) {
-        uint32_t v = s_member(p, o, name);
+        uint32_t v = temp != J_NONE && s_is(p, temp, J_NULL) ? J_NONE : temp;
         uint64_t unused;
         if (v != J_NONE && s_is(p, v, J_NUM) && s_get_int(p, v, true, &r->temp_value, &unused))
             r->has_temp = true;
@@ -1206,13 +1248,35 @@ static const bool s_plain[256] = {
     [']' ... 0x7f] = true,
 };
 
+size_t
+es_upload_plain_run(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *s = p;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ //  the lowest flagged byte is the first one
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, sizeof w);
+        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+        //  Any byte >= 0x80, == '"', == '\\' or < 0x20 sets its high bit here; the lowest one is
+        //  exact (borrows only flag bytes after a real match).
+        uint64_t m = (w | ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs;
+        if (m)
+            return (size_t)(p - s) + (size_t)__builtin_ctzll(m) / 8;
+        p += 8;
+    }
+#endif
+    while (p < end && s_plain[*p])
+        p++;
+    return (size_t)(p - s);
+}
+
 //  A string at f->p (its opening quote): *s / *n its bytes (into the text or scratch).
 static bool
 s_fast_str(fast_t *f, const unsigned char **s, size_t *n)
 {
     const unsigned char *start = ++f->p;
-    while (f->p < f->end && s_plain[*f->p])
-        f->p++;
+    f->p += es_upload_plain_run(f->p, f->end);
     if (f->p < f->end && *f->p == '"') {
         *s = start;
         *n = (size_t)(f->p++ - start);
@@ -1442,6 +1506,7 @@ es_upload_parse(const es_meta_t *meta, const char *json, size_t len, es_upload_r
     parse_t p = {.meta = meta, .fn = fn, .ctx = ctx, .sum = sum, .err = err, .t = &t};
     p.builders = es_calloc(nobj, sizeof *p.builders);
     p.temp_names = es_calloc(nobj, sizeof *p.temp_names);
+    p.underscore = es_calloc(nobj, sizeof *p.underscore);
     es_buf_init(&p.rec);
     es_buf_init(&p.pk);
     es_buf_init(&p.intermediate);
@@ -1450,6 +1515,7 @@ es_upload_parse(const es_meta_t *meta, const char *json, size_t len, es_upload_r
         es_record_builder_destroy(&p.builders[i]);
     free(p.builders);
     free(p.temp_names);
+    free(p.underscore);
     es_buf_release(&p.rec);
     es_buf_release(&p.pk);
     es_buf_release(&p.intermediate);

@@ -81,14 +81,38 @@ int srv_data_get(srv_data_t *self, es_txn_t *txn, size_t obj, const void *key, s
 int srv_row_unpack(const void *val, size_t vlen, srv_row_t *row);
 //  Current max change sequence of the service (0 if none). -1 on error.
 int srv_data_max_seq(srv_data_t *self, es_txn_t *txn, uint64_t *seq, es_err_t *err);
+#define SRV_MAX_OBJECTS 16
+
+//  The counters (change sequence, auto-generated keys) of one write transaction held in
+//  memory: a batch of rows reads and writes each counter once instead of once a row. Zero it
+//  at the start of each run of the transaction body (es_store_write may run it again) and
+//  flush it before the body returns; while it holds a counter, nothing in that transaction may
+//  read the counter from the store. Where the functions below take it, NULL reads and writes
+//  the store directly.
+typedef struct {
+    bool seq_loaded, seq_dirty;
+    uint64_t seq;
+    bool auto_loaded[SRV_MAX_OBJECTS], auto_dirty[SRV_MAX_OBJECTS];
+    uint64_t autos[SRV_MAX_OBJECTS];
+} srv_counters_t;
+//  Write the changed counters of c into txn. 0 or -1.
+int srv_data_counters_flush(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, es_err_t *err);
 //  Write rec under key (or a tombstone holding rec when deleted): assigns the next sequence,
 //  moves the change log entry, writes a fresh checksum into cs (NUL-terminated).
-int srv_data_put(srv_data_t *self, es_txn_t *txn, size_t obj, const void *key, size_t klen,
-                 const void *rec, size_t len, bool deleted, char cs[SRV_CS_MAX + 1], es_err_t *err);
+int srv_data_put(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, size_t obj, const void *key,
+                 size_t klen, const void *rec, size_t len, bool deleted, char cs[SRV_CS_MAX + 1],
+                 es_err_t *err);
+//  srv_data_put over the row the caller read in this transaction with srv_data_get (old, or
+//  NULL when absent; only its seq, cseq and deleted are used): saves reading it again.
+int srv_data_put_over(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, size_t obj,
+                      const void *key, size_t klen, const void *rec, size_t len, bool deleted,
+                      const srv_row_t *old, char cs[SRV_CS_MAX + 1], es_err_t *err);
 //  Next value of the auto-generated key counter of obj (greater than every existing key).
-int srv_data_next_auto(srv_data_t *self, es_txn_t *txn, size_t obj, int64_t *out, es_err_t *err);
+int srv_data_next_auto(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, size_t obj, int64_t *out,
+                       es_err_t *err);
 //  Note that key value v of obj's auto-generated column exists (raises the counter).
-int srv_data_seen_auto(srv_data_t *self, es_txn_t *txn, size_t obj, int64_t v, es_err_t *err);
+int srv_data_seen_auto(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, size_t obj, int64_t v,
+                       es_err_t *err);
 //  Index of object name in the metadata, or -1.
 int srv_data_object_index(srv_data_t *self, const char *name);
 
@@ -134,8 +158,6 @@ typedef enum {
     SRV_K_FAULT,
     SRV_K_COUNT
 } srv_kind_t;
-
-#define SRV_MAX_OBJECTS 16
 
 typedef struct {
     pthread_mutex_t lock;               //  guards every counter below

@@ -78,6 +78,7 @@ static const s_object_t s_objects[] = {
     {"Supplier", s_supplier, sizeof s_supplier / sizeof s_supplier[0]},
 };
 #define S_NOBJECTS (sizeof s_objects / sizeof s_objects[0])
+_Static_assert(S_NOBJECTS <= SRV_MAX_OBJECTS, "srv_counters_t holds every object");
 #define S_NOBJECTS_OF(opts) ((opts)->supplier ? S_NOBJECTS : S_NOBJECTS - 1)
 
 struct srv_data {
@@ -137,7 +138,11 @@ s_checksum(const void *rec, size_t len, uint64_t seq, char cs[SRV_CS_MAX + 1])
         h ^= (seq >> (8 * i)) & 0xff;
         h *= 0x100000001b3ull;
     }
-    snprintf(cs, SRV_CS_MAX + 1, "%016" PRIx64, h);
+    //  "%016" PRIx64 by hand: snprintf cost as much as the hash, once a row.
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, h >>= 4)
+        cs[i] = hex[h & 0xf];
+    cs[16] = '\0';
 }
 
 // ---------------------------------------------------------------- metadata
@@ -271,68 +276,164 @@ s_put_row(srv_data_t *self, es_txn_t *txn, size_t obj, const void *key, size_t k
 {
     unsigned char sk[8];
     s_checksum(rec, len, seq, cs);
-    s_row_pack(scratch, seq, cseq, deleted, cs, rec, len);
-    if (es_txn_put(txn, self->rec_table[obj], key, klen, scratch->data, scratch->len, err))
+    //  A usual row is packed on the stack: a heap buffer grown for each row cost more than the
+    //  packing.
+    unsigned char small[2048];
+    size_t cslen = strlen(cs);
+    const void *val;
+    size_t vlen = S_ROW_HDR + cslen + len;
+    if (len <= sizeof small - S_ROW_HDR - SRV_CS_MAX) {
+        s_be64_put(small, seq);
+        s_be64_put(small + 8, cseq);
+        small[16] = deleted ? S_FLAG_DELETED : 0;
+        small[17] = (unsigned char)cslen;
+        memcpy(small + S_ROW_HDR, cs, cslen);
+        if (len)
+            memcpy(small + S_ROW_HDR + cslen, rec, len);
+        val = small;
+    } else {
+        s_row_pack(scratch, seq, cseq, deleted, cs, rec, len);
+        val = scratch->data;
+        vlen = scratch->len;
+    }
+    if (es_txn_put(txn, self->rec_table[obj], key, klen, val, vlen, err))
         return -1;
     s_be64_put(sk, seq);
     return es_txn_put(txn, self->chg_table[obj], sk, 8, key, klen, err);
 }
 
-int
-srv_data_put(srv_data_t *self, es_txn_t *txn, size_t obj, const void *key, size_t klen,
-             const void *rec, size_t len, bool deleted, char cs[SRV_CS_MAX + 1], es_err_t *err)
+//  The sequence counter through c (loaded on first use) or the store.
+static int
+s_seq_get(es_txn_t *txn, srv_counters_t *c, uint64_t *seq, es_err_t *err)
 {
-    uint64_t seq = 0;
-    if (srv_data_max_seq(self, txn, &seq, err))
+    if (!c)
+        return s_get_u64(txn, "seq", seq, err);
+    if (!c->seq_loaded) {
+        if (s_get_u64(txn, "seq", &c->seq, err))
+            return -1;
+        c->seq_loaded = true;
+    }
+    *seq = c->seq;
+    return 0;
+}
+
+static int
+s_seq_set(es_txn_t *txn, srv_counters_t *c, uint64_t seq, es_err_t *err)
+{
+    if (!c)
+        return s_put_u64(txn, "seq", seq, err);
+    c->seq = seq;
+    c->seq_dirty = true;
+    return 0;
+}
+
+static int
+s_auto_get(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, size_t obj, uint64_t *v,
+           es_err_t *err)
+{
+    if (!c)
+        return s_get_u64(txn, self->auto_key[obj], v, err);
+    if (!c->auto_loaded[obj]) {
+        if (s_get_u64(txn, self->auto_key[obj], &c->autos[obj], err))
+            return -1;
+        c->auto_loaded[obj] = true;
+    }
+    *v = c->autos[obj];
+    return 0;
+}
+
+static int
+s_auto_set(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, size_t obj, uint64_t v,
+           es_err_t *err)
+{
+    if (!c)
+        return s_put_u64(txn, self->auto_key[obj], v, err);
+    c->autos[obj] = v;
+    c->auto_dirty[obj] = true;
+    return 0;
+}
+
+int
+srv_data_counters_flush(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, es_err_t *err)
+{
+    if (c->seq_dirty && s_put_u64(txn, "seq", c->seq, err))
         return -1;
-    seq++;
+    c->seq_dirty = false;
+    for (size_t o = 0; o < self->nobjects; o++) {
+        if (c->auto_dirty[o] && s_put_u64(txn, self->auto_key[o], c->autos[o], err))
+            return -1;
+        c->auto_dirty[o] = false;
+    }
+    return 0;
+}
+
+int
+srv_data_put(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, size_t obj, const void *key,
+             size_t klen, const void *rec, size_t len, bool deleted, char cs[SRV_CS_MAX + 1],
+             es_err_t *err)
+{
     srv_row_t old;
     memset(&old, 0, sizeof old); //  filled when rc == 1; Release -O2 cannot tell
     int rc = srv_data_get(self, txn, obj, key, klen, &old, err);
     if (rc < 0)
         return -1;
-    uint64_t cseq = seq;
-    if (rc == 1) {
-        unsigned char ok[8];
-        s_be64_put(ok, old.seq);
-        if (es_txn_del(txn, self->chg_table[obj], ok, 8, err) < 0)
-            return -1;
-        if (!old.deleted)
-            cseq = old.cseq;
-    }
-    es_buf_t scratch;
-    es_buf_init(&scratch);
-    rc = s_put_row(self, txn, obj, key, klen, rec, len, deleted, seq, cseq, cs, &scratch, err);
-    es_buf_release(&scratch);
-    if (rc)
-        return -1;
-    return s_put_u64(txn, "seq", seq, err);
+    return srv_data_put_over(self, txn, c, obj, key, klen, rec, len, deleted, rc == 1 ? &old : NULL,
+                             cs, err);
 }
 
 int
-srv_data_next_auto(srv_data_t *self, es_txn_t *txn, size_t obj, int64_t *out, es_err_t *err)
+srv_data_put_over(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, size_t obj, const void *key,
+                  size_t klen, const void *rec, size_t len, bool deleted, const srv_row_t *old,
+                  char cs[SRV_CS_MAX + 1], es_err_t *err)
+{
+    uint64_t seq = 0;
+    if (s_seq_get(txn, c, &seq, err))
+        return -1;
+    seq++;
+    uint64_t cseq = seq;
+    if (old) {
+        unsigned char ok[8];
+        s_be64_put(ok, old->seq);
+        if (es_txn_del(txn, self->chg_table[obj], ok, 8, err) < 0)
+            return -1;
+        if (!old->deleted)
+            cseq = old->cseq;
+    }
+    es_buf_t scratch;
+    es_buf_init(&scratch);
+    int rc = s_put_row(self, txn, obj, key, klen, rec, len, deleted, seq, cseq, cs, &scratch, err);
+    es_buf_release(&scratch);
+    if (rc)
+        return -1;
+    return s_seq_set(txn, c, seq, err);
+}
+
+int
+srv_data_next_auto(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, size_t obj, int64_t *out,
+                   es_err_t *err)
 {
     uint64_t v;
-    if (s_get_u64(txn, self->auto_key[obj], &v, err))
+    if (s_auto_get(self, txn, c, obj, &v, err))
         return -1;
     v++;
-    if (s_put_u64(txn, self->auto_key[obj], v, err))
+    if (s_auto_set(self, txn, c, obj, v, err))
         return -1;
     *out = (int64_t)v;
     return 0;
 }
 
 int
-srv_data_seen_auto(srv_data_t *self, es_txn_t *txn, size_t obj, int64_t v, es_err_t *err)
+srv_data_seen_auto(srv_data_t *self, es_txn_t *txn, srv_counters_t *c, size_t obj, int64_t v,
+                   es_err_t *err)
 {
     uint64_t cur;
     if (v <= 0)
         return 0;
-    if (s_get_u64(txn, self->auto_key[obj], &cur, err))
+    if (s_auto_get(self, txn, c, obj, &cur, err))
         return -1;
     if ((uint64_t)v <= cur)
         return 0;
-    return s_put_u64(txn, self->auto_key[obj], (uint64_t)v, err);
+    return s_auto_set(self, txn, c, obj, (uint64_t)v, err);
 }
 
 int
@@ -620,12 +721,12 @@ s_load_line(srv_data_t *self, es_txn_t *txn, const char *line, es_record_builder
         const es_meta_field_t *f = &mo->fields[mo->key[k]];
         es_value_t v;
         if (f->auto_generated && es_record_get(rec->data, rec->len, f->name, &v) == 1 &&
-            v.type == ES_V_INT && srv_data_seen_auto(self, txn, (size_t)idx, v.u.i, err))
+            v.type == ES_V_INT && srv_data_seen_auto(self, txn, NULL, (size_t)idx, v.u.i, err))
             goto done;
     }
     char cs[SRV_CS_MAX + 1];
-    rc = srv_data_put(self, txn, (size_t)idx, key->data, key->len, rec->data, rec->len, false, cs,
-                      err);
+    rc = srv_data_put(self, txn, NULL, (size_t)idx, key->data, key->len, rec->data, rec->len, false,
+                      cs, err);
 done:
     yajl_tree_free(root);
     return rc;

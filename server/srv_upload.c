@@ -5,6 +5,7 @@
 #include "common/es_mem.h"
 #include "protocol/es_key.h"
 #include "protocol/es_record.h"
+#include "protocol/es_upload.h"
 #include "server/srv.h"
 #include <inttypes.h>
 #include <math.h>
@@ -110,6 +111,7 @@ typedef struct {
     size_t ntemps, temps_cap; //  how many, allocated
     uint64_t applied[SRV_MAX_OBJECTS], rejected[SRV_MAX_OBJECTS], conflicts;
     size_t success, failure; //  records answered
+    srv_counters_t cnt;      //  sequence and auto-key counters, written once at the end
 } s_up_t;
 
 // ---------------------------------------------------------------- parsing
@@ -155,29 +157,6 @@ s_is(const char *s, size_t len, const char *lit, size_t litlen)
 {
     //  Compared as the tree's C strings: a name with a NUL byte ends there.
     return len >= litlen && memcmp(s, lit, litlen) == 0 && (len == litlen || s[litlen] == '\0');
-}
-
-//  Length of the run from p (before end) of bytes a JSON string holds as they are: printable
-//  ASCII but '"' and '\\'. Eight bytes at a time: most of a body is such text.
-static size_t
-s_plain_run(const unsigned char *p, const unsigned char *end)
-{
-    const unsigned char *s = p;
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    while (end - p >= 8) {
-        uint64_t w;
-        memcpy(&w, p, sizeof w);
-        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-        //  Any byte >= 0x80, == '"', == '\\' or < 0x20 sets its high bit here; the lowest one is
-        //  exact (borrows only flag bytes after a real match).
-        uint64_t m = (w | ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs;
-        if (m)
-            return (size_t)(p - s) + (size_t)__builtin_ctzll(m) / 8;
-        p += 8;
-    }
-    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-        p++;
-    return (size_t)(p - s);
 }
 
 static void
@@ -402,7 +381,7 @@ s_fast(s_up_t *u, const char *text, size_t len)
             if (*p != '"')
                 return -1;
             const unsigned char *s = ++p;
-            p += s_plain_run(p, end);
+            p += es_upload_plain_run(p, end);
             if (*p != '"')
                 return -1; //  escapes, control or non-ASCII bytes, or the end: yajl decides
             size_t n = (size_t)(p++ - s);
@@ -677,22 +656,23 @@ s_build(s_up_t *u, const es_meta_object_t *mo, es_record_builder_t *b, const s_i
         size_t nlen = p->key.len;
         bool known = hint < mo->nfields && strncmp(mo->fields[hint].name, name, nlen) == 0 &&
                      mo->fields[hint].name[nlen] == '\0';
-        if (known) {
-            hint++;
-        } else {
-            int idx = es_meta_field_index(mo, name, nlen);
-            if (idx < 0) {
+        size_t idx = hint;
+        if (!known) {
+            int found = es_meta_field_index(mo, name, nlen);
+            if (found < 0) {
                 if (nlen > 0 && name[0] == '_')
                     continue; //  "_metadata", "_<pk>" and other annotations
                 return es_err_set(err, ES_EINVAL, "%s: unknown field '%.*s'", mo->name, (int)nlen,
                                   name);
             }
-            hint = (size_t)idx + 1;
+            idx = (size_t)found;
         }
+        hint = idx + 1;
         es_value_t v;
         if (s_jval_value(u, &p->v, &v))
             return es_err_set(err, ES_EINVAL, "%.*s: expected a scalar value", (int)nlen, name);
-        if (es_record_builder_set(b, name, nlen, &v, err))
+        //  By index: the name is matched already (set by name would look it up again).
+        if (es_record_builder_set_field(b, idx, &v, err))
             return -1;
     }
     if (ov_col && es_record_builder_set(b, ov_col, strlen(ov_col), ov, err))
@@ -747,7 +727,7 @@ static void
 s_put_json_str(s_sink_t *k, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
-    if (s_plain_run(p, p + len) != len) {
+    if (es_upload_plain_run(p, p + len) != len) {
         s_flush(k);
         es_buf_json_str(k->out, s, len);
         return;
@@ -971,6 +951,7 @@ s_attempt_reset(s_up_t *u)
     memset(u->rejected, 0, sizeof u->rejected);
     u->conflicts = 0;
     u->success = u->failure = 0;
+    memset(&u->cnt, 0, sizeof u->cnt);
     es_buf_reset(&u->out);
 }
 
@@ -1143,7 +1124,7 @@ s_apply_one(s_up_t *u, es_txn_t *txn, const s_item_t *it, es_err_t *err)
         }
         if (create && (absent || has_temp)) {
             int64_t real;
-            if (srv_data_next_auto(srv->data, txn, (size_t)obj, &real, err))
+            if (srv_data_next_auto(srv->data, txn, &u->cnt, (size_t)obj, &real, err))
                 return -1;
             ov.type = ES_V_INT;
             ov.u.i = real;
@@ -1186,11 +1167,11 @@ s_apply_one(s_up_t *u, es_txn_t *txn, const s_item_t *it, es_err_t *err)
         if (af && !ov_col) {
             es_value_t v;
             if (es_record_get(rec->data, rec->len, af->name, &v) == 1 && v.type == ES_V_INT &&
-                srv_data_seen_auto(srv->data, txn, (size_t)obj, v.u.i, err))
+                srv_data_seen_auto(srv->data, txn, &u->cnt, (size_t)obj, v.u.i, err))
                 return -1;
         }
-        if (srv_data_put(srv->data, txn, (size_t)obj, key->data, key->len, rec->data, rec->len,
-                         false, cs, err) ||
+        if (srv_data_put_over(srv->data, txn, &u->cnt, (size_t)obj, key->data, key->len, rec->data,
+                              rec->len, false, found == 1 ? &row : NULL, cs, err) ||
             s_answer(u, objname, mo, rec->data, rec->len, "create", cs, strlen(cs), it, has_temp,
                      temp, err))
             return -1;
@@ -1216,8 +1197,8 @@ s_apply_one(s_up_t *u, es_txn_t *txn, const s_item_t *it, es_err_t *err)
     es_buf_reset(old);
     es_buf_append(old, row.rec, row.len); //  row points into the store: copy before writing
     if (del) {
-        if (srv_data_put(srv->data, txn, (size_t)obj, key->data, key->len, old->data, old->len,
-                         true, cs, err) ||
+        if (srv_data_put_over(srv->data, txn, &u->cnt, (size_t)obj, key->data, key->len, old->data,
+                              old->len, true, &row, cs, err) ||
             s_answer(u, objname, mo, old->data, old->len, "delete", cs, strlen(cs), it, has_temp,
                      temp, err))
             return -1;
@@ -1233,8 +1214,8 @@ s_apply_one(s_up_t *u, es_txn_t *txn, const s_item_t *it, es_err_t *err)
         s_reject(u, objname, obj, it, action, 400, rerr.what);
         return 0;
     }
-    if (srv_data_put(srv->data, txn, (size_t)obj, key->data, key->len, rec->data, rec->len, false,
-                     cs, err) ||
+    if (srv_data_put_over(srv->data, txn, &u->cnt, (size_t)obj, key->data, key->len, rec->data,
+                          rec->len, false, &row, cs, err) ||
         s_answer(u, objname, mo, rec->data, rec->len, action, cs, strlen(cs), it, has_temp, temp,
                  err))
         return -1;
@@ -1268,6 +1249,8 @@ s_apply_all(es_txn_t *txn, void *vctx, es_err_t *err)
     for (size_t i = 0; i < u->n; i++)
         if (s_apply_one(u, txn, &u->items[i], err))
             return -1;
+    if (srv_data_counters_flush(u->srv->data, txn, &u->cnt, err))
+        return -1;
     time_t now = time(NULL);
     struct tm tm;
     char ts[32];
@@ -1562,7 +1545,7 @@ s_edit(es_txn_t *txn, void *vctx, es_err_t *err)
         yajl_val kv = srv_json_get(e->node, af->name);
         if (!kv || YAJL_IS_NULL(kv)) {
             int64_t real;
-            if (srv_data_next_auto(data, txn, (size_t)e->obj, &real, err)) {
+            if (srv_data_next_auto(data, txn, NULL, (size_t)e->obj, &real, err)) {
                 rc = -1;
                 goto done;
             }
@@ -1609,14 +1592,14 @@ s_edit(es_txn_t *txn, void *vctx, es_err_t *err)
     if (create && af && !ov_col) {
         es_value_t v;
         if (es_record_get(rec.data, rec.len, af->name, &v) == 1 && v.type == ES_V_INT &&
-            srv_data_seen_auto(data, txn, (size_t)e->obj, v.u.i, err)) {
+            srv_data_seen_auto(data, txn, NULL, (size_t)e->obj, v.u.i, err)) {
             rc = -1;
             goto done;
         }
     }
     const es_buf_t *w = deleted ? &old : &rec;
-    if (srv_data_put(data, txn, (size_t)e->obj, key.data, key.len, w->data, w->len, deleted, cs,
-                     err)) {
+    if (srv_data_put(data, txn, NULL, (size_t)e->obj, key.data, key.len, w->data, w->len, deleted,
+                     cs, err)) {
         rc = -1;
         goto done;
     }

@@ -36,6 +36,7 @@
 #define S_MAIN_DBI 1   //  LMDB's main database: named tables are its keys
 #define S_MAX_DBS 2048 //  tables are per object, two per object
 #define S_SLOTS 4096   //  hash slots for the handle cache, > S_MAX_DBS
+#define S_MEMO 8       //  tables a txn remembers it resolved (see es_txn)
 #define S_NAME_MAX 511 //  LMDB's default max key size bounds table names
 #define S_MIB ((size_t)1 << 20)
 #define S_DEFAULT_MAP (64 * S_MIB)
@@ -80,10 +81,13 @@ struct es_txn {
     es_txn_t *prev, *next; //  in store->live
     s_table_t *pending;    //  handles opened in this txn, cached only on commit
     size_t npending, cpending;
-    const char *memo_name; //  last table resolved (cache- or pending-owned string)
-    MDB_dbi memo_dbi;      //  its handle
-    MDB_cursor *append;    //  cursor of consecutive sorted puts (at the table's end), or NULL
-    MDB_dbi append_dbi;    //  its table
+    //  Tables resolved lately (cache- or pending-owned names) and their handles: an upload
+    //  answer's rows go to four or five tables in turn, each looked up once a row.
+    const char *memo_name[S_MEMO];
+    MDB_dbi memo_dbi[S_MEMO];
+    size_t memo_next;   //  the slot the next table takes (round robin)
+    MDB_cursor *append; //  cursor of consecutive sorted puts (at the table's end), or NULL
+    MDB_dbi append_dbi; //  its table
 };
 
 //  Any write but a sorted put may move keys under the append cursor: forget it.
@@ -566,6 +570,14 @@ es_store_write(es_store_t *self, es_store_fn *fn, void *ctx, es_err_t *err)
 //  Table handles
 
 static void
+s_memo_put(es_txn_t *self, const char *name, MDB_dbi dbi)
+{
+    self->memo_name[self->memo_next] = name;
+    self->memo_dbi[self->memo_next] = dbi;
+    self->memo_next = (self->memo_next + 1) % S_MEMO;
+}
+
+static void
 s_pending_add(es_txn_t *self, const char *table, MDB_dbi dbi)
 {
     if (self->npending == self->cpending) {
@@ -573,8 +585,7 @@ s_pending_add(es_txn_t *self, const char *table, MDB_dbi dbi)
         self->pending = es_realloc(self->pending, self->cpending * sizeof *self->pending);
     }
     self->pending[self->npending++] = (s_table_t){es_strdup(table), dbi, 0};
-    self->memo_name = self->pending[self->npending - 1].name;
-    self->memo_dbi = dbi;
+    s_memo_put(self, self->pending[self->npending - 1].name, dbi);
 }
 
 //  Renew a read txn that has not answered anything yet so it sees the current handles.
@@ -591,7 +602,7 @@ s_renew(es_txn_t *self, const char *op, const char *table, es_err_t *err)
         return s_fail(err, op, table, rc);
     }
     self->gen = store->gen;
-    self->memo_name = NULL;
+    memset(self->memo_name, 0, sizeof self->memo_name);
     return 0;
 }
 
@@ -605,14 +616,17 @@ s_dbi(es_txn_t *self, const char *op, const char *table, bool create, MDB_dbi *d
                           S_NAME_MAX);
     if (!self->txn)
         return es_err_set(err, ES_ESTORE, "store: %s %s: transaction already failed", op, table);
-    if (self->memo_name && strcmp(self->memo_name, table) == 0) {
-        *dbi = self->memo_dbi;
-        return 1;
+    for (size_t i = 0; i < S_MEMO; i++) {
+        const char *m = self->memo_name[i];
+        if (m && m[0] == table[0] && strcmp(m, table) == 0) {
+            *dbi = self->memo_dbi[i];
+            return 1;
+        }
     }
     for (size_t i = 0; i < self->npending; i++) {
         if (strcmp(self->pending[i].name, table) == 0) {
-            self->memo_name = self->pending[i].name;
-            *dbi = self->memo_dbi = self->pending[i].dbi;
+            *dbi = self->pending[i].dbi;
+            s_memo_put(self, self->pending[i].name, *dbi);
             return 1;
         }
     }
@@ -622,8 +636,8 @@ s_dbi(es_txn_t *self, const char *op, const char *table, bool create, MDB_dbi *d
     for (;;) {
         s_table_t *t = s_cache_find(store, table);
         if (t && t->gen <= self->gen) {
-            self->memo_name = t->name; //  cache names live as long as the store
-            *dbi = self->memo_dbi = t->dbi;
+            *dbi = t->dbi;
+            s_memo_put(self, t->name, *dbi); //  cache names live as long as the store
             found = 1;
             break;
         }

@@ -304,6 +304,7 @@ s_cache_del_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 typedef struct {
     upload_t *self;
     uint64_t last_rsn;
+    const es_meta_object_t *obj; //  the previous change's object
 } batch_ctx_t;
 
 static bool
@@ -335,12 +336,19 @@ s_add_change(void *ctx, const es_local_change_t *c, es_err_t *err)
 {
     batch_ctx_t *b = ctx;
     job_t *j = &b->self->job;
-    char name[ES_NAME_MAX + 1];
-    snprintf(name, sizeof name, "%.*s", (int)c->object_len, c->object);
-    const es_meta_object_t *obj = es_meta_object(j->meta, name);
-    if (!obj)
-        return es_err_set(err, ES_ESTORE, "pending change %llu: object '%s' is not in service '%s'",
-                          (unsigned long long)c->rsn, name, j->service);
+    //  A batch is mostly changes of one object: the previous change's object is tried first.
+    const es_meta_object_t *obj = b->obj;
+    if (!obj || strlen(obj->name) != c->object_len ||
+        memcmp(obj->name, c->object, c->object_len) != 0) {
+        char name[ES_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%.*s", (int)c->object_len, c->object);
+        obj = es_meta_object(j->meta, name);
+        if (!obj)
+            return es_err_set(err, ES_ESTORE,
+                              "pending change %llu: object '%s' is not in service '%s'",
+                              (unsigned long long)c->rsn, name, j->service);
+        b->obj = obj;
+    }
     if (es_upload_body_add(b->self->body, obj, s_action_name(c->action), c->rsn, c->checksum,
                            c->checksum_len, c->rec, c->rec_len, err))
         return -1;
@@ -372,7 +380,7 @@ s_build_in(upload_t *self, es_txn_t *txn, uint64_t after, req_t *r, es_err_t *er
 {
     job_t *j = &self->job;
     es_upload_body_reset(self->body);
-    batch_ctx_t b = {self, 0};
+    batch_ctx_t b = {self, 0, NULL};
     if (es_local_changes(txn, j->service, after, j->upto, (size_t)j->opts.upload_batch_size,
                          s_in_scope, j, s_add_change, &b, err))
         return -1;

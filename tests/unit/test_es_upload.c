@@ -540,6 +540,50 @@ test_parse_success(void **state)
         es_upload_parse(s_meta, s_ok_response, strlen(s_ok_response), NULL, NULL, NULL, &err), 0);
 }
 
+//  The temporary key member is found in the walk over the columns: the last one counts, a null
+//  one is absent, and one before or after _metadata is found alike.
+static void
+test_parse_temp_member(void **state)
+{
+    (void)state;
+    s_expect("{\"opstatus\":0,\"objects\":[{\"name\":\"Customer\",\"records\":["
+             "{\"_id\":-1,\"id\":1,\"_id\":-9,\"_metadata\":{\"rowId\":1}},"
+             "{\"id\":2,\"_id\":-2,\"_id\":null,\"_metadata\":{\"rowId\":2}},"
+             "{\"id\":3,\"_metadata\":{\"rowId\":3},\"_id\":-3},"
+             "{\"_metadata\":{\"rowId\":4},\"id\":4}]}]}",
+             "Customer row=1 U cs= rec={\"id\":1} pk={\"id\":1} temp=-9\n"
+             "Customer row=2 U cs= rec={\"id\":2} pk={\"id\":2}\n"
+             "Customer row=3 U cs= rec={\"id\":3} pk={\"id\":3} temp=-3\n"
+             "Customer row=4 U cs= rec={\"id\":4} pk={\"id\":4}\n");
+    //  A wrong type of the last one fails a successful record.
+    s_expect("{\"objects\":[{\"name\":\"Customer\",\"records\":["
+             "{\"id\":1,\"_id\":-1,\"_id\":\"x\",\"_metadata\":{\"rowId\":1}}]}]}",
+             "ERR EPROTO objects[0].records[0]._id: expected an integer, got string 'x'");
+}
+
+//  es_upload_plain_run against a byte-at-a-time reference: every byte value at every position
+//  of runs of every length up to 24 (the word loop, its tail and their seam).
+static void
+test_plain_run(void **state)
+{
+    (void)state;
+    unsigned char buf[24];
+    for (size_t len = 0; len <= sizeof buf; len++)
+        for (size_t at = 0; at < len || (len == 0 && at == 0); at++)
+            for (int c = 0; c < 256; c++) {
+                memset(buf, 'a', sizeof buf);
+                if (len)
+                    buf[at] = (unsigned char)c;
+                size_t want = 0;
+                while (want < len && buf[want] >= 0x20 && buf[want] <= 0x7f && buf[want] != '"' &&
+                       buf[want] != '\\')
+                    want++;
+                size_t got = es_upload_plain_run(buf, buf + len);
+                if (got != want)
+                    fail_msg("len %zu byte 0x%02x at %zu: %zu, want %zu", len, c, at, got, want);
+            }
+}
+
 static void
 test_parse_failed_records(void **state)
 {
@@ -1009,6 +1053,8 @@ main(void)
         cmocka_unit_test(test_body_errors),
         cmocka_unit_test(test_parse_success),
         cmocka_unit_test(test_parse_failed_records),
+        cmocka_unit_test(test_parse_temp_member),
+        cmocka_unit_test(test_plain_run),
         cmocka_unit_test(test_parse_keys_and_row_ids),
         cmocka_unit_test(test_parse_unknown_object),
         cmocka_unit_test(test_parse_error_envelope),

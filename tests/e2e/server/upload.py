@@ -61,6 +61,15 @@ def test_upload(s, c, n):
     c.eq("stored B", (db[n + 1]["city"], db[n + 1]["name"]), ("B", "N%d" % -2))
     c.eq("update via temp key", (db[n + 2]["name"], db[n + 2]["active"]), ("N-1 upd", False))
     c.eq("answer = stored", strip_meta(a[2][1]), db[n + 2])
+    # the key counter, held in memory during a request, is raised by an explicit key and
+    # written back: the next temporary key of the same request and of the next one go above it
+    st, js, _ = s.upload([cust(n + 10, 30), cust(-5, 31)], "Customer")
+    c.eq("explicit key, then temp", [r["id"] for _, r in answers(js)], [n + 10, n + 11])
+    st, js, _ = s.upload([cust(-6, 40), cust(-7, 41)], "Customer")
+    c.eq("next request continues", [r["id"] for _, r in answers(js)], [n + 12, n + 13])
+    recs, _, _ = s.download_all("Customer", 0, delta=str(n + n // 2 + n))
+    c.eq("each row its own sequence", sorted(r["id"] for r in recs if r["id"] > n + 9),
+         [n + 10, n + 11, n + 12, n + 13])
     # full update, partial update, delete
     st, js, _ = s.upload([
         rec("Customer", "update", 20, "", id=1, name="Full", active=True, tier=2),
