@@ -122,6 +122,12 @@ es_utf8_invalid_at(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
+        //  Plain ASCII 8 bytes at a time: most text is, and this runs once per string column.
+        uint64_t w;
+        if (len - i >= 8 && (memcpy(&w, p + i, 8), (w & 0x8080808080808080ull) == 0)) {
+            i += 8;
+            continue;
+        }
         size_t n = s_utf8_len(p + i, len - i);
         if (!n)
             return i;

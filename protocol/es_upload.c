@@ -22,58 +22,6 @@ static const double s_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-//  What "%.15g" prints for d when d is the double nearest to a decimal m / 10^k of at most 15
-//  significant digits with k <= 4 (prices, amounts, counts): that decimal. m / 10^k with both
-//  exact is correctly rounded, so it equals d only if d is that nearest double; a 15-digit
-//  decimal is then what %.15g gives back (the round trip holds below 15.95 digits), in fixed
-//  notation (10^-4 <= |d| < 10^15), trailing zeros dropped (the smallest k). false otherwise.
-static bool
-s_put_short_decimal(es_buf_t *out, double d)
-{
-    if (d == 0 || !(fabs(d) < 1e15))
-        return false;
-    for (int k = 0; k <= 4; k++) {
-        double m = d * s_pow10[k];
-        if (m != trunc(m) || fabs(m) >= 1e15 || m / s_pow10[k] != d)
-            continue;
-        uint64_t u = (uint64_t)fabs(m);
-        while (k > 0 && u % 10 == 0) { //  the same decimal, as %g writes it
-            u /= 10;
-            k--;
-        }
-        char tmp[24];
-        char *p = tmp + sizeof tmp;
-        *--p = '\0';
-        for (int i = 0; i < k; i++, u /= 10)
-            *--p = (char)('0' + u % 10);
-        if (k)
-            *--p = '.';
-        do {
-            *--p = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        if (d < 0)
-            *--p = '-';
-        es_buf_puts(out, p);
-        return true;
-    }
-    return false;
-}
-
-//  Shortest of %.15g / %.17g that reads back as the same double: the same text es_record_to_json
-//  writes, so a value survives record -> JSON -> record unchanged.
-static void
-s_put_double(es_buf_t *out, double d)
-{
-    if (s_put_short_decimal(out, d))
-        return;
-    char tmp[40];
-    snprintf(tmp, sizeof tmp, "%.15g", d);
-    if (strtod(tmp, NULL) != d)
-        snprintf(tmp, sizeof tmp, "%.17g", d);
-    es_buf_puts(out, tmp);
-}
-
 //  es_buf_json_str's text; a string it would copy as is (the usual column value) is found so
 //  a word at a time.
 static void
@@ -106,7 +54,7 @@ s_put_value(es_buf_t *out, const es_value_t *v)
     case ES_V_DOUBLE:
         if (!isfinite(v->u.d))
             return -1;
-        s_put_double(out, v->u.d);
+        es_record_put_double(out, v->u.d);
         break;
     case ES_V_STR:
         s_put_str(out, v->u.s.ptr, v->u.s.len);
@@ -119,12 +67,12 @@ s_put_value(es_buf_t *out, const es_value_t *v)
 //  Request body
 
 struct es_upload_body {
-    es_buf_t records;              //  the records, comma-separated, without brackets
-    es_buf_t out;                  //  the whole body, built by end
-    size_t count;                  //  records added
-    const es_meta_object_t **objs; //  distinct objects added (for totalObjects)
-    size_t nobjs;                  //  entries used in objs
-    size_t capobjs;                //  entries allocated in objs
+    es_buf_t records;                 //  the records, comma-separated, without brackets
+    es_buf_t out;                     //  the whole body, built by end
+    size_t count;                     //  records added
+    const es_meta_object_t **objs;    //  distinct objects added (for totalObjects)
+    size_t nobjs;                     //  entries used in objs
+    size_t capobjs;                   //  entries allocated in objs
     const es_meta_object_t *names_of; //  the object whose column names names holds
     es_buf_t names;                   //  its columns as "name": (JSON), one after the other
     size_t *name_at;                  //  per column: offset in names, then one past the last

@@ -746,63 +746,17 @@ s_put_int(s_sink_t *k, int64_t v)
     s_put(k, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-//  What es_record_to_json writes for a double (the shorter of %.15g and %.17g that reads back
-//  the same; null when not finite), without printf for the common case: a value of at most 15
-//  significant digits, at most 8 of them decimals, that %.15g prints in fixed notation. For
-//  such a decimal v and d the double nearest to it, %.15g prints v's digits (d is within half
-//  a unit of the 15th digit of v) and they read back as d.
+//  What es_record_to_json writes for a double; null when not finite.
 static void
 s_put_double(s_sink_t *k, double d)
 {
-    static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
-    static const uint64_t u10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
-    char tmp[40];
-    if (!isfinite(d)) {
+    char tmp[ES_DOUBLE_TEXT_MAX];
+    size_t n;
+    const char *t = es_record_double_text(tmp, d, &n);
+    if (t)
+        s_put(k, t, n);
+    else
         S_PUTS(k, "null");
-        return;
-    }
-    double a = fabs(d);
-    if (d == 0) {
-        if (signbit(d))
-            S_PUTS(k, "-0");
-        else
-            S_PUTS(k, "0");
-        return;
-    }
-    if (a >= 1e-4 && a < 1e15) {
-        for (size_t e = 0; e < sizeof p10 / sizeof p10[0]; e++) {
-            double t = a * p10[e];
-            if (t >= 1e15)
-                break;
-            if (t != floor(t))
-                continue;
-            uint64_t m = (uint64_t)t;
-            if ((double)m / p10[e] != a)
-                break;
-            uint64_t ip = m / u10[e], fp = m % u10[e];
-            char *end = tmp + sizeof tmp, *p = end;
-            if (fp) {
-                size_t digits = e;
-                for (; fp % 10 == 0; fp /= 10)
-                    digits--; //  %g drops trailing zeros
-                for (size_t i = 0; i < digits; i++, fp /= 10)
-                    *--p = (char)('0' + fp % 10);
-                *--p = '.';
-            }
-            do {
-                *--p = (char)('0' + ip % 10);
-                ip /= 10;
-            } while (ip);
-            if (d < 0)
-                *--p = '-';
-            s_put(k, p, (size_t)(end - p));
-            return;
-        }
-    }
-    snprintf(tmp, sizeof tmp, "%.15g", d);
-    if (strtod(tmp, NULL) != d)
-        snprintf(tmp, sizeof tmp, "%.17g", d);
-    s_put(k, tmp, strlen(tmp));
 }
 
 //  Big-endian n-byte number at *p, if the bytes are there.

@@ -323,6 +323,11 @@ test_utf8_invalid_at(void **state)
         {"\xC3", 0},                  //  truncated
         {"\xE2\x82", 0},
         {"ok\x80", 2}, //  stray continuation byte
+        //  Past the 8-byte ASCII steps: the word with the bad byte, and a tail under 8.
+        {"abcdefghijklmnopqrstuvwxyz", (size_t)-1},
+        {"abcdefgh\xFFijk", 8},
+        {"abcdefghijklmno\xC0\xAF", 15},
+        {"abcdefghijklmnop\xC3\xA9xyz\xED\xA0\x80", 21},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = strlen(cases[i].s);
