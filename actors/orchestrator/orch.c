@@ -250,6 +250,49 @@ s_first_row(void *ctx, const void *key, size_t klen, const void *val, size_t vle
     return 1;
 }
 
+//  The highest order number among the "sdone" keys ("%016llx/<id>"), 0 if none.
+static int
+s_max_done(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    (void)val, (void)vlen, (void)err;
+    uint64_t *max = ctx, v = 0;
+    const char *k = key;
+    for (size_t i = 0; i < klen && i < 16; i++) {
+        int d = k[i] >= '0' && k[i] <= '9'   ? k[i] - '0'
+                : k[i] >= 'a' && k[i] <= 'f' ? k[i] - 'a' + 10
+                                             : -1;
+        if (d < 0)
+            return 0; //  not one of ours: ignored
+        v = v << 4 | (uint64_t)d;
+    }
+    if (v > *max)
+        *max = v;
+    return 0;
+}
+
+//  The order number of the next finished session: a counter kept in the store ("metrics" table,
+//  SDONE_SEQ_KEY), so the order survives reboots and clock jumps (earlier versions used the time
+//  since boot, which restarts at zero: after a reboot the newest sessions sorted first and were
+//  pruned at once). Without the counter it starts above every key already there.
+#define SDONE_SEQ_KEY "sdone.seq"
+static int
+s_next_done(es_txn_t *txn, uint64_t *out, es_err_t *err)
+{
+    const void *val;
+    size_t vlen;
+    uint64_t seq = 0;
+    int rc = es_txn_get(txn, "metrics", SDONE_SEQ_KEY, strlen(SDONE_SEQ_KEY), &val, &vlen, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 1 && vlen == sizeof seq)
+        memcpy(&seq, val, sizeof seq);
+    else if (es_txn_iter(txn, "sdone", NULL, 0, s_max_done, &seq, err))
+        return -1;
+    seq++;
+    *out = seq;
+    return es_txn_put(txn, "metrics", SDONE_SEQ_KEY, strlen(SDONE_SEQ_KEY), &seq, sizeof seq, err);
+}
+
 static int
 s_persist_fn(es_txn_t *txn, void *ctx, es_err_t *err)
 {
@@ -278,9 +321,12 @@ s_persist_fn(es_txn_t *txn, void *ctx, es_err_t *err)
         if (es_txn_del(txn, "sbatch", key, (size_t)n, err) < 0)
             return -1;
     }
-    //  Finished sessions by end time; the oldest beyond SESSIONS_KEPT are forgotten.
+    //  Finished sessions in the order they ended; the oldest beyond SESSIONS_KEPT are forgotten.
+    uint64_t order;
+    if (s_next_done(txn, &order, err))
+        return -1;
     char idx[ES_NAME_MAX + 24];
-    int n = snprintf(idx, sizeof idx, "%016llx/%s", (unsigned long long)es_now_ms(), s->id);
+    int n = snprintf(idx, sizeof idx, "%016llx/%s", (unsigned long long)order, s->id);
     if (es_txn_put(txn, "sdone", idx, (size_t)n, s->id, strlen(s->id), err))
         return -1;
     int64_t count = es_txn_count(txn, "sdone", err);
