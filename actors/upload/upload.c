@@ -555,13 +555,18 @@ typedef struct {
     es_buf_t data;       //  their checksums and records
     bool missing_row_id; //  a success without rowId (2473)
     char missing_object[ES_NAME_MAX + 1];
-    uint64_t failures; //  records with errmsg
+    uint64_t failures;    //  records with errmsg
+    uint64_t *failed_ids; //  their rowIds, where given
+    size_t nfailed, failed_cap;
 } answer_t;
 
 static void
 s_answer_release(answer_t *a)
 {
     free(a->results);
+    free(a->failed_ids);
+    a->failed_ids = NULL;
+    a->nfailed = a->failed_cap = 0;
     a->results = NULL;
     es_buf_release(&a->data);
     a->n = a->cap = 0;
@@ -590,6 +595,13 @@ s_on_rec(void *ctx, const es_upload_rec_t *r, es_err_t *err)
     job_t *j = &a->self->job;
     if (r->errmsg || !r->object) {
         a->failures++;
+        if (r->has_row_id) {
+            if (a->nfailed == a->failed_cap) {
+                a->failed_cap = a->failed_cap ? a->failed_cap * 2 : 16;
+                a->failed_ids = es_realloc(a->failed_ids, a->failed_cap * sizeof *a->failed_ids);
+            }
+            a->failed_ids[a->nfailed++] = r->row_id;
+        }
         s_sync_error(j, r->object_name ? r->object_name : "", r->pk_json,
                      r->errmsg ? r->opstatus : 0,
                      r->errmsg ? r->errmsg : "record of an object this service does not have");
@@ -633,6 +645,33 @@ s_by_row_id(const void *a, const void *b)
 {
     const result_t *x = a, *y = b;
     return x->row_id < y->row_id ? -1 : x->row_id > y->row_id;
+}
+
+static int
+s_u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+//  Records of the batch (rowIds after+1..last) the answer speaks of, success or failure, each
+//  once: a repeated or foreign rowId must not hide one left out.
+static size_t
+s_answered(const answer_t *a, uint64_t after, uint64_t last)
+{
+    size_t n = a->n + a->nfailed;
+    if (n == 0)
+        return 0;
+    uint64_t *ids = es_malloc(n * sizeof *ids);
+    for (size_t i = 0; i < a->n; i++)
+        ids[i] = a->results[i].row_id;
+    memcpy(ids + a->n, a->failed_ids, a->nfailed * sizeof *ids);
+    qsort(ids, n, sizeof *ids, s_u64_cmp);
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += ids[i] > after && ids[i] <= last && (i == 0 || ids[i] != ids[i - 1]);
+    free(ids);
+    return count;
 }
 
 typedef struct {
@@ -910,9 +949,7 @@ s_on_done(void *ctx, const es_http_result_t *r)
     uint32_t accepted = (uint32_t)ans.n;
     //  Every record sent must be answered (SPEC 5.4). One left out was not applied here and its
     //  change stays pending for the next sync; say so rather than report a clean batch.
-    size_t answered = ans.failures;
-    for (size_t i = 0; i < ans.n; i++)
-        answered += i == 0 || ans.results[i].row_id != ans.results[i - 1].row_id;
+    size_t answered = j->req.replay ? 0 : s_answered(&ans, j->after, j->req.last_rsn);
     if (!j->req.replay && answered < j->req.records) {
         snprintf(what, sizeof what,
                  "%zu of the %zu records sent in batch %u (rowIds %llu..%llu) have no result in "
