@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 //  C_FILE: a path that must name a readable regular file (or be empty), kept absolute.
-typedef enum { C_STR, C_INT, C_LEVEL, C_BOOL, C_FILE } ctype_t;
+//  C_SECRET: a path kept absolute but not opened at load: the CLI loads the same file and must
+//  not need (or read) the daemon's secrets; es_config_check_secrets reads it in edgesyncd.
+typedef enum { C_STR, C_INT, C_LEVEL, C_BOOL, C_FILE, C_SECRET } ctype_t;
 
 typedef struct {
     const char *name; //  key in the file
@@ -71,7 +73,7 @@ static const option_t s_options[] = {
     {"tls.cert_file", C_FILE, 0, 0, "", "PEM client certificate (with tls.key_file); empty = none"},
     {"tls.key_file", C_FILE, 0, 0, "",
      "PEM private key of tls.cert_file; if encrypted, set tls.key_password_file"},
-    {"tls.key_password_file", C_FILE, 0, 0, "",
+    {"tls.key_password_file", C_SECRET, 0, 0, "",
      "file whose first line is the passphrase of tls.key_file (mode 0600); empty = none"},
 };
 #define NOPTIONS (sizeof s_options / sizeof s_options[0])
@@ -134,6 +136,15 @@ s_assign(es_config_t *self, int idx, const char *value, es_err_t *err)
                               strerror(errno));
         free(self->values[idx]);
         self->values[idx] = abs;
+        return 0;
+    }
+    if (o->type == C_SECRET && *value && value[0] != '/') {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd))
+            return es_err_set(err, ES_ECONFIG, "%s: cannot make '%s' absolute: %s", o->name, value,
+                              strerror(errno));
+        free(self->values[idx]);
+        self->values[idx] = es_sprintf("%s/%s", cwd, value);
         return 0;
     }
     free(self->values[idx]);
@@ -299,26 +310,11 @@ s_check(const es_config_t *self, const char *path, es_err_t *err)
         return es_err_set(
             err, ES_ECONFIG, "%s: tls.cert_file and tls.key_file go together: %s is set, %s is not",
             path, cert ? "tls.cert_file" : "tls.key_file", cert ? "tls.key_file" : "tls.cert_file");
-    //  The passphrase is read here too, so a bad file stops the daemon at start instead of
-    //  failing every sync; the copy is wiped at once (es_http keeps its own).
-    const char *pass_file = es_config_str(self, "tls.key_password_file");
-    if (*pass_file && !key)
+    if (*es_config_str(self, "tls.key_password_file") && !key)
         return es_err_set(err, ES_ECONFIG,
                           "%s: tls.key_password_file is set but tls.key_file is not: the "
                           "passphrase is for the client key",
                           path);
-    if (*pass_file) {
-        char pass[ES_CONFIG_SECRET_MAX + 1];
-        int rc = es_config_read_secret("tls.key_password_file", pass_file, pass, err);
-        explicit_bzero(pass, sizeof pass);
-        if (rc)
-            return es_err_prefix(err, "%s", path);
-    } else if (key && s_key_encrypted(es_config_str(self, "tls.key_file"))) {
-        return es_err_set(err, ES_ECONFIG,
-                          "%s: tls.key_file '%s' is encrypted: set tls.key_password_file to a "
-                          "file holding its passphrase",
-                          path, es_config_str(self, "tls.key_file"));
-    }
     //  Checked here, not only when es-stats binds it: a bad value would make es-stats exit at
     //  every start. After the whole file, since metrics.allow_remote may come later.
     const char *listen = es_config_str(self, "metrics.listen");
@@ -327,6 +323,28 @@ s_check(const es_config_t *self, const char *path, es_err_t *err)
     if (*listen && es_config_parse_listen(listen, es_config_bool(self, "metrics.allow_remote"), &sa,
                                           &salen, err))
         return es_err_prefix(err, "%s", path);
+    return 0;
+}
+
+int
+es_config_check_secrets(const es_config_t *self, const char *path, es_err_t *err)
+{
+    //  The passphrase is read so that a bad file stops the daemon at start instead of failing
+    //  every sync; the copy is wiped at once (es_http keeps its own).
+    const char *pass_file = es_config_str(self, "tls.key_password_file");
+    const char *key = es_config_str(self, "tls.key_file");
+    if (*pass_file) {
+        char pass[ES_CONFIG_SECRET_MAX + 1];
+        int rc = es_config_read_secret("tls.key_password_file", pass_file, pass, err);
+        explicit_bzero(pass, sizeof pass);
+        if (rc)
+            return es_err_prefix(err, "%s", path);
+    } else if (*key && s_key_encrypted(key)) {
+        return es_err_set(err, ES_ECONFIG,
+                          "%s: tls.key_file '%s' is encrypted: set tls.key_password_file to a "
+                          "file holding its passphrase",
+                          path, key);
+    }
     return 0;
 }
 

@@ -17,9 +17,12 @@ void es_config_destroy(es_config_t **self_p);
 //  "edgesync.conf:12: download.workers: must be 1..16, got 0"; unknown keys are errors.
 //  File options (tls.*_file) must name readable files and are stored as absolute paths;
 //  tls.cert_file and tls.key_file must be both set or both empty once the file is read;
-//  tls.key_password_file needs tls.key_file and is read (es_config_read_secret) to check it,
-//  and an encrypted tls.key_file needs it.
+//  tls.key_password_file needs tls.key_file; it is made absolute but not read (see below).
 int es_config_load(es_config_t *self, const char *path, es_err_t *err);
+//  edgesyncd's check of what only it reads, after loading path: tls.key_password_file is read
+//  (es_config_read_secret, wiped at once) and an encrypted tls.key_file needs it. -1 with err
+//  (ES_ECONFIG) "path: ..." naming the option. The CLI loads the same file without this.
+int es_config_check_secrets(const es_config_t *self, const char *path, es_err_t *err);
 //  Set one option from text, checked like a file line. -1 with err naming the key.
 int es_config_set(es_config_t *self, const char *key, const char *value, es_err_t *err);
 //  Values (borrowed / by value). Asserts the key exists and has that type.

@@ -78,7 +78,8 @@ main(int argc, char *argv[])
             goto done;
         } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config_path = argv[++i];
-            if (es_config_load(config, config_path, &err)) {
+            if (es_config_load(config, config_path, &err) ||
+                es_config_check_secrets(config, config_path, &err)) {
                 fprintf(stderr, "edgesyncd: %s\n", err.what);
                 goto done;
             }

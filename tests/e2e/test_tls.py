@@ -264,6 +264,19 @@ try:
             check(p.returncode != 0 and all(w in p.stderr for w in words),
                   f"refused at start ({text.strip()}): rc {p.returncode} {p.stderr.strip()}")
             check(PASS not in p.stdout + p.stderr, f"no passphrase printed ({text.strip()})")
+        # The CLI loads the same file but never reads the passphrase: a file it cannot use
+        # (here: missing, or open to others) is edgesyncd's business, not a config error.
+        for name in ("missing.pass", "open.pass"):
+            with open(conf, "w") as f:
+                f.write(f"data_dir = {work}/data\nserver_url = https://127.0.0.1:1\n"
+                        f"tls.cert_file = {certs}/gateway.pem\n"
+                        f"tls.key_file = {certs}/gateway-pkcs8.key\n"
+                        f"tls.key_password_file = {certs}/{name}\n")
+            p = subprocess.run([os.path.join(bindir, "edgesync"), "-c", conf, "-t", "300",
+                                "status"], capture_output=True, text=True, timeout=30)
+            check(p.returncode != 0 and "tls.key_password_file" not in p.stderr and
+                  "config" not in p.stderr.lower(),
+                  f"CLI loads a config with {name}: rc {p.returncode} {p.stderr.strip()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 finally:

@@ -121,6 +121,21 @@ s_expect_load_error(const fixture_t *f, const char *text, const char *expected_t
     es_config_destroy(&cfg);
 }
 
+//  Loads (which must succeed: the CLI loads the same file) but edgesyncd's secrets check fails.
+static void
+s_expect_secrets_error(const fixture_t *f, const char *text, const char *expected_tail)
+{
+    es_config_t *cfg;
+    es_err_t err;
+    assert_int_equal(s_load(f, text, &cfg, &err), 0);
+    assert_int_equal(es_config_check_secrets(cfg, f->path, &err), -1);
+    assert_int_equal(err.code, ES_ECONFIG);
+    char *expected = es_sprintf("%s%s", f->path, expected_tail);
+    assert_string_equal(err.what, expected);
+    free(expected);
+    es_config_destroy(&cfg);
+}
+
 //  ---------------------------------------------------------------------------------------------
 
 static void
@@ -486,8 +501,9 @@ s_expect_secret(const char *dir, const char *text, size_t len, const char *secre
     free(path);
 }
 
-//  tls.key_password_file: the first line of a private file, bounded; checked at load together
-//  with tls.key_file, and an encrypted key without it is refused.
+//  tls.key_password_file: the first line of a private file, bounded; needs tls.key_file at load;
+//  read only by edgesyncd's check (es_config_check_secrets), which also refuses an encrypted key
+//  without it.
 static void
 test_key_password(void **state)
 {
@@ -562,16 +578,17 @@ test_key_password(void **state)
                         ": tls.key_password_file is set but tls.key_file is not: the passphrase "
                         "is for the client key");
     free(text);
-    //  Mode 0604: refused at load, naming the config file and the option.
+    //  Mode 0604: refused by edgesyncd's check, naming the config file and the option.
     text = es_sprintf("tls.cert_file = %s\ntls.key_file = %s\ntls.key_password_file = %s\n", pem,
                       pkcs8, pass);
     expected = es_sprintf(": tls.key_password_file: '%s' has mode 0604, readable by group or "
                           "others: 'chmod 600 %s'",
                           pass, pass);
-    s_expect_load_error(f, text, expected);
+    s_expect_secrets_error(f, text, expected);
     free(expected);
     assert_int_equal(chmod(pass, 0600), 0);
     assert_int_equal(s_load(f, text, &cfg, &err), 0);
+    assert_int_equal(es_config_check_secrets(cfg, f->path, &err), 0);
     char *real = realpath(pass, NULL);
     assert_non_null(real);
     assert_string_equal(es_config_str(cfg, "tls.key_password_file"), real);
@@ -585,12 +602,29 @@ test_key_password(void **state)
         expected = es_sprintf(": tls.key_file '%s' is encrypted: set tls.key_password_file to a "
                               "file holding its passphrase",
                               encrypted[i]);
-        s_expect_load_error(f, text, expected);
+        s_expect_secrets_error(f, text, expected);
         free(expected);
         free(text);
     }
     text = es_sprintf("tls.cert_file = %s\ntls.key_file = %s\n", pem, plain);
     assert_int_equal(s_load(f, text, &cfg, &err), 0);
+    assert_int_equal(es_config_check_secrets(cfg, f->path, &err), 0);
+    es_config_destroy(&cfg);
+    free(text);
+    //  The CLI loads a config whose passphrase file it cannot read (or that is not there): the
+    //  path is only made absolute; edgesyncd's check names it.
+    text = es_sprintf("tls.cert_file = %s\ntls.key_file = %s\ntls.key_password_file = "
+                      "no-such.pass\n",
+                      pem, legacy);
+    assert_int_equal(s_load(f, text, &cfg, &err), 0);
+    char cwd[PATH_MAX];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    expected = es_sprintf("%s/no-such.pass", cwd);
+    assert_string_equal(es_config_str(cfg, "tls.key_password_file"), expected);
+    assert_int_equal(es_config_check_secrets(cfg, f->path, &err), -1);
+    assert_non_null(strstr(err.what, "tls.key_password_file: cannot read"));
+    assert_non_null(strstr(err.what, expected));
+    free(expected);
     es_config_destroy(&cfg);
     free(text);
     //  An empty passphrase file: refused, naming it.
@@ -600,7 +634,7 @@ test_key_password(void **state)
     expected = es_sprintf(": tls.key_password_file: '%s' is empty: its first line must hold the "
                           "secret",
                           pass);
-    s_expect_load_error(f, text, expected);
+    s_expect_secrets_error(f, text, expected);
     free(expected);
     free(text);
 
