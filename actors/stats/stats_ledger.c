@@ -10,12 +10,10 @@
 
 #define INIT_KEY "stats.ledger" //  "metrics" table: markers are kept (value "1")
 #define DONE_TEXT "\"state\":\"done\""
-//  How orch_session_to_json ends the top level of a finished session (plan entries have no
-//  endTime): found, the row needs no parse to be listed.
-#define DONE_END_TEXT "\"state\":\"done\",\"endTime\":"
 
 //  A parsed row whose top-level state is "done" (plan entries have states too: the top level
-//  decides), or NULL. text is not NUL-terminated.
+//  decides), or NULL; *malformed when the row has the text but is not a JSON object. text is
+//  not NUL-terminated.
 static yajl_val
 s_parse_done(const void *text, size_t len, bool *malformed)
 {
@@ -40,22 +38,31 @@ s_parse_done(const void *text, size_t len, bool *malformed)
 }
 
 static int64_t
-s_end_ms(yajl_val row)
+s_int(yajl_val row, const char *key)
 {
-    const char *path[] = {"endTime", NULL};
+    const char *path[] = {key, NULL};
     yajl_val v = yajl_tree_get(row, path, yajl_t_number);
     return v && YAJL_IS_INTEGER(v) ? YAJL_GET_INTEGER(v) : 0;
 }
 
+//  The row's end; a daemon older than endTime stored only the start, which still orders the
+//  sessions and, on upgrade, proves a session newer than the ledger's oldest run.
+static int64_t
+s_end_ms(yajl_val row)
+{
+    int64_t end = s_int(row, "endTime");
+    return end > 0 ? end : s_int(row, "startTime");
+}
+
 typedef struct {
     es_cursor_t *marks;      //  markers, asked in ascending order (NULL: none yet)
-    stats_ledger_due_t *due; //  unmarked done sessions
+    stats_ledger_due_t *due; //  unmarked done sessions, and malformed rows
     size_t n, cap;
-    size_t bad; //  rows that look done but are not JSON objects
+    size_t bad_keys; //  rows whose key cannot be a session id
 } scan_t;
 
-static int
-s_add(scan_t *s, const void *key, size_t klen, int64_t end)
+static void
+s_add(scan_t *s, const void *key, size_t klen, int64_t end, bool malformed)
 {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 8;
@@ -65,16 +72,18 @@ s_add(scan_t *s, const void *key, size_t klen, int64_t end)
     memcpy(d->id, key, klen);
     d->id[klen] = '\0';
     d->end_ms = end;
-    return 0;
+    d->malformed = malformed;
 }
 
+//  Every unmarked row that looks done is parsed: at most the ~100 rows the daemon keeps, and
+//  normally only the running ones, every few seconds.
 static int
 s_scan_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
 {
     scan_t *s = ctx;
     if (klen == 0 || klen > ES_NAME_MAX) {
         es_log_debug("session table: key of %zu bytes skipped", klen);
-        s->bad++;
+        s->bad_keys++;
         return 0;
     }
     int has = s->marks ? es_cursor_contains(s->marks, key, klen, err) : 0;
@@ -82,26 +91,15 @@ s_scan_row(void *ctx, const void *key, size_t klen, const void *val, size_t vlen
         return -1;
     if (has)
         return 0;
-    //  Fast path for the daemon's own rows; stats_ledger_row parses the row before it is used.
-    const char *end_at = memmem(val, vlen, DONE_END_TEXT, sizeof DONE_END_TEXT - 1);
-    if (end_at) {
-        const char *p = end_at + sizeof DONE_END_TEXT - 1, *stop = (const char *)val + vlen;
-        int64_t end = 0;
-        for (; p < stop && *p >= '0' && *p <= '9' && end < INT64_MAX / 10 - 9; p++)
-            end = end * 10 + (*p - '0');
-        return s_add(s, key, klen, end);
-    }
     bool malformed;
     yajl_val row = s_parse_done(val, vlen, &malformed);
-    if (malformed) {
-        es_log_debug("session %.*s: stored row is not a JSON object", (int)klen, (const char *)key);
-        s->bad++;
-    }
+    if (malformed)
+        s_add(s, key, klen, 0, true);
     if (!row)
         return 0;
-    int64_t end = s_end_ms(row);
+    s_add(s, key, klen, s_end_ms(row), false);
     yajl_tree_free(row);
-    return s_add(s, key, klen, end);
+    return 0;
 }
 
 //  What the ledger says before markers exist: the sessions it holds, its oldest end.
@@ -151,7 +149,7 @@ s_held(const held_t *h, const stats_ledger_due_t *d)
     for (size_t i = 0; i < h->n; i++)
         if (strcmp(h->ids[i], d->id) == 0)
             return true;
-    return h->n && d->end_ms < h->oldest_end;
+    return !d->malformed && h->n && d->end_ms < h->oldest_end;
 }
 
 static int
@@ -205,13 +203,14 @@ s_by_end(const void *a, const void *b)
 }
 
 int
-stats_ledger_due(es_store_t *store, stats_ledger_due_t **due, size_t *n, size_t *bad, es_err_t *err)
+stats_ledger_due(es_store_t *store, stats_ledger_due_t **due, size_t *n, size_t *bad_keys,
+                 es_err_t *err)
 {
     assert(store && due && n);
     *due = NULL;
     *n = 0;
-    if (bad)
-        *bad = 0;
+    if (bad_keys)
+        *bad_keys = 0;
     es_txn_t *txn = es_store_begin(store, false, err);
     if (!txn)
         return -1;
@@ -228,8 +227,8 @@ stats_ledger_due(es_store_t *store, stats_ledger_due_t **due, size_t *n, size_t 
         qsort(s.due, s.n, sizeof *s.due, s_by_end);
     *due = s.due;
     *n = s.n;
-    if (bad)
-        *bad = s.bad;
+    if (bad_keys)
+        *bad_keys = s.bad_keys;
     return 0;
 }
 
@@ -248,6 +247,10 @@ stats_ledger_row(es_store_t *store, const char *session, yajl_val *row, es_err_t
         bool malformed;
         *row = s_parse_done(val, vlen, &malformed);
         rc = *row ? 1 : 0;
+        if (malformed) {
+            es_err_set(err, ES_EINVAL, "session %s: stored row is not a JSON object", session);
+            rc = -1;
+        }
     }
     es_txn_abort(&txn);
     return rc;
@@ -256,6 +259,7 @@ stats_ledger_row(es_store_t *store, const char *session, yajl_val *row, es_err_t
 int
 stats_ledger_has(es_txn_t *txn, const char *session, es_err_t *err)
 {
+    assert(txn && session);
     const void *val;
     size_t vlen;
     return es_txn_get(txn, STATS_LEDGER_TABLE, session, strlen(session), &val, &vlen, err);
@@ -264,6 +268,7 @@ stats_ledger_has(es_txn_t *txn, const char *session, es_err_t *err)
 int
 stats_ledger_mark(es_txn_t *txn, const char *session, uint64_t run, es_err_t *err)
 {
+    assert(txn && session);
     return es_txn_put(txn, STATS_LEDGER_TABLE, session, strlen(session), &run, sizeof run, err);
 }
 

@@ -6,6 +6,7 @@
 #include "actors/stats/stats_http.h"
 #include "actors/stats/stats_ledger.h"
 #include "actors/stats/stats_metrics.h"
+#include "actors/stats/stats_record.h"
 #include "common/es_actor.h"
 #include "common/es_config.h"
 #include "common/es_log.h"
@@ -25,15 +26,13 @@
 
 //  Counters reach the store at most this long after they change (at once for a result).
 #define FLUSH_MS 1000
-#define SNAPSHOT_KEY "stats.snapshot" //  "metrics" table: counters and histograms
-#define RUNS_KEY "stats.runs"         //  "metrics" table: figures of running sessions
 //  A metrics port that cannot be bound is tried again this often (no restart would free it).
 #define METRICS_RETRY_MS 30000
 //  Finished sessions are looked for at every result message and this often besides: a message
 //  is lost while es-stats is down and can be dropped by PUB/SUB.
 #define CATCHUP_MS 5000
 //  Sessions recorded per look (one durable commit each); more wait for the next loop turn, so
-//  a long backlog cannot delay the heartbeat.
+//  a long backlog cannot delay the heartbeat (stats_record_catch_up says when to look again).
 #define CATCHUP_MAX 16
 
 typedef struct {
@@ -49,7 +48,7 @@ typedef struct {
     bool dirty;               //  metrics changed since the last flush
     int64_t flushed_ms;       //  last flush
     int64_t catchup_ms;       //  next look for finished sessions not in the ledger
-    size_t bad_rows;          //  unreadable session rows at the last look (warned once)
+    stats_record_t *record;   //  records finished sessions
     es_buf_t labels;          //  scratch
 } stats_t;
 
@@ -63,106 +62,14 @@ s_epoch_ms(void)
 
 //  --- persistence ---------------------------------------------------------------------------
 
-typedef struct {
-    es_buf_t snap, runs;
-    const char *session; //  a finished session to record, or NULL
-    const char *entity;  //  its ledger row
-    const char *fields;
-    uint64_t max_runs;
-    yajl_val stats; //  its result's syncStats (with "name"), or NULL
-    bool already;   //  out: the session was recorded already, nothing written
-} flush_t;
-
-static int64_t
-s_start_of(yajl_val stats)
-{
-    const char *path[] = {"startTime", NULL};
-    yajl_val v = stats ? yajl_tree_get(stats, path, yajl_t_number) : NULL;
-    return v && YAJL_IS_INTEGER(v) ? YAJL_GET_INTEGER(v) : 0;
-}
-
-//  The entity's last sync stats, unless the stored ones are of a later session (a session
-//  recorded late, from its row, must not replace them).
-static int
-s_put_stats(es_txn_t *txn, yajl_val stats, es_err_t *err)
-{
-    const char *np[] = {"name", NULL};
-    yajl_val name = yajl_tree_get(stats, np, yajl_t_string);
-    if (!name)
-        return 0;
-    const char *key = YAJL_GET_STRING(name);
-    const void *val;
-    size_t vlen;
-    int rc = es_txn_get(txn, "stats", key, strlen(key), &val, &vlen, err);
-    if (rc < 0)
-        return -1;
-    if (rc == 1) {
-        char *text = es_strndup(val, vlen);
-        yajl_val old = yajl_tree_parse(text, NULL, 0);
-        free(text);
-        bool later = old && s_start_of(old) > s_start_of(stats);
-        yajl_tree_free(old);
-        if (later)
-            return 0;
-    }
-    es_buf_t b;
-    es_buf_init(&b);
-    es_json_write(&b, stats);
-    rc = es_txn_put(txn, "stats", key, strlen(key), b.data, b.len, err);
-    es_buf_release(&b);
-    return rc;
-}
-
-//  Repeatable (es_store_write may run it again): writes only, and the marker test comes first.
-static int
-s_flush_fn(es_txn_t *txn, void *ctx, es_err_t *err)
-{
-    flush_t *f = ctx;
-    f->already = false;
-    if (f->session) {
-        //  Tested in the write txn: exact even with a second es-stats (one being replaced).
-        int has = stats_ledger_has(txn, f->session, err);
-        if (has)
-            return has < 0 ? -1 : (f->already = true, 0);
-        uint64_t id;
-        if ((f->stats && s_put_stats(txn, f->stats, err)) ||
-            es_runs_append(txn, f->entity, f->fields, f->max_runs, &id, err) ||
-            stats_ledger_mark(txn, f->session, id, err))
-            return -1;
-    }
-    return es_txn_put(txn, "metrics", SNAPSHOT_KEY, strlen(SNAPSHOT_KEY),
-                      f->snap.data ? f->snap.data : "", f->snap.len, err) ||
-                   es_txn_put(txn, "metrics", RUNS_KEY, strlen(RUNS_KEY),
-                              f->runs.data ? f->runs.data : "", f->runs.len, err)
-               ? -1
-               : 0;
-}
-
-//  Write counters and running sessions' figures in one transaction; with f->session, also the
-//  session's ledger row, its marker and its entity's stats, unless it is marked already (then
-//  f->already is set and nothing is written).
-static int
-s_flush_as(stats_t *self, flush_t *f, es_err_t *err)
-{
-    f->max_runs = (uint64_t)es_config_int(self->config, "history.max_runs");
-    es_buf_init(&f->snap);
-    es_buf_init(&f->runs);
-    stats_metrics_save(self->metrics, &f->snap);
-    stats_history_save(self->history, &f->runs);
-    int rc = es_store_write(self->store, s_flush_fn, f, err);
-    es_buf_release(&f->snap);
-    es_buf_release(&f->runs);
-    self->flushed_ms = es_now_ms();
-    if (rc == 0 && !f->already)
-        self->dirty = false;
-    return rc;
-}
-
 static int
 s_flush(stats_t *self, es_err_t *err)
 {
-    flush_t f = {0};
-    return s_flush_as(self, &f, err);
+    int rc = stats_record_flush(self->record, err);
+    self->flushed_ms = es_now_ms();
+    if (rc == 0)
+        self->dirty = false;
+    return rc;
 }
 
 //  Counters as the last flush left them. A malformed snapshot is logged and counting restarts
@@ -175,12 +82,14 @@ s_load(stats_t *self, es_err_t *err)
         return -1;
     const void *val;
     size_t vlen;
-    int rc = es_txn_get(txn, "metrics", SNAPSHOT_KEY, strlen(SNAPSHOT_KEY), &val, &vlen, err);
+    int rc = es_txn_get(txn, "metrics", STATS_RECORD_SNAPSHOT_KEY,
+                        strlen(STATS_RECORD_SNAPSHOT_KEY), &val, &vlen, err);
     es_err_t e2;
     if (rc == 1 && stats_metrics_load(self->metrics, val, vlen, &e2))
         es_log_error("%s: counters start again from zero", e2.what);
     if (rc >= 0)
-        rc = es_txn_get(txn, "metrics", RUNS_KEY, strlen(RUNS_KEY), &val, &vlen, err);
+        rc = es_txn_get(txn, "metrics", STATS_RECORD_RUNS_KEY, strlen(STATS_RECORD_RUNS_KEY), &val,
+                        &vlen, err);
     if (rc == 1 && stats_history_load(self->history, val, vlen, &e2))
         es_log_error("%s: running sessions' figures dropped", e2.what);
     es_txn_abort(&txn);
@@ -222,155 +131,38 @@ s_on_event(stats_t *self, const es_event_t *ev)
     yajl_tree_free(root);
 }
 
-//  opstatus (upload) or code of each syncErrors entry of a result object.
+//  A recording wrote the counters as they are now.
 static void
-s_count_record_errors(stats_t *self, yajl_val obj)
+s_saved(stats_t *self)
 {
-    const char *kinds[] = {"upload", "download"};
-    for (int k = 0; k < 2; k++) {
-        const char *path[] = {"syncErrors", kinds[k], NULL};
-        yajl_val arr = obj ? yajl_tree_get(obj, path, yajl_t_array) : NULL;
-        for (size_t i = 0; arr && i < arr->u.array.len; i++) {
-            yajl_val e = arr->u.array.values[i];
-            const char *op[] = {"opstatus", NULL}, *cp[] = {"code", NULL};
-            yajl_val c = yajl_tree_get(e, op, yajl_t_number);
-            if (!c)
-                c = yajl_tree_get(e, cp, yajl_t_number);
-            char code[32] = "unknown";
-            if (c && YAJL_IS_INTEGER(c))
-                snprintf(code, sizeof code, "%lld", (long long)YAJL_GET_INTEGER(c));
-            stats_metrics_labels(&self->labels, "code", code, NULL);
-            stats_metrics_add(self->metrics, SM_ERRORS, self->labels.data, 1);
-        }
-    }
+    self->dirty = false;
+    self->flushed_ms = es_now_ms();
 }
 
-//  Count one finished session: sessions by level and result, its code and its records' errors.
+//  Record every finished session the ledger lacks (a bounded number per look). The next look
+//  is at once only while a backlog is being recorded, else in CATCHUP_MS.
 static void
-s_count(stats_t *self, const char *level, int32_t code, yajl_val result)
+s_catch_up(stats_t *self)
 {
-    stats_metrics_labels(&self->labels, "level", level[0] ? level : "unknown", "result",
-                         code == 0      ? "ok"
-                         : code == 2478 ? "cancelled"
-                                        : "failed",
-                         NULL);
-    stats_metrics_add(self->metrics, SM_SESSIONS, self->labels.data, 1);
-    if (code) {
-        char text[16];
-        snprintf(text, sizeof text, "%d", (int)code);
-        stats_metrics_labels(&self->labels, "code", text, NULL);
-        stats_metrics_add(self->metrics, SM_ERRORS, self->labels.data, 1);
-    }
-    s_count_record_errors(self, result);
-    const char *groups[] = {"successResponse", "failureResponse"};
-    for (int g = 0; result && g < 2; g++) {
-        const char *path[] = {groups[g], NULL};
-        yajl_val m = yajl_tree_get(result, path, yajl_t_object);
-        for (size_t i = 0; m && i < m->u.object.len; i++)
-            s_count_record_errors(self, m->u.object.values[i]);
-    }
+    stats_catchup_t c;
+    stats_record_catch_up(self->record, CATCHUP_MAX, &c);
+    if (c.recorded)
+        s_saved(self);
+    self->catchup_ms = es_now_ms() + (c.more ? 0 : CATCHUP_MS);
 }
 
-//  Record one finished session from its stored row (state "done", with its result): the
-//  entity's syncStats, the counters, a ledger row and the session's marker, in one
-//  transaction. Counters and figures are applied in memory first and put back as they were if
-//  the write fails or another es-stats recorded the session meanwhile, so a session counts
-//  once whatever happens. 1 recorded, 0 already recorded, -1 with err.
-static int
-s_record(stats_t *self, const char *session, yajl_val row, es_err_t *err)
-{
-    const char *rp[] = {"result", NULL}, *cp[] = {"code", NULL}, *sp[] = {"syncStats", NULL};
-    yajl_val result = yajl_tree_get(row, rp, yajl_t_object);
-    yajl_val cv = yajl_tree_get(row, cp, yajl_t_number);
-    int32_t code = cv && YAJL_IS_INTEGER(cv) ? (int32_t)YAJL_GET_INTEGER(cv) : 0;
-    const char *ep[] = {"endTime", NULL};
-    yajl_val ev = yajl_tree_get(row, ep, yajl_t_number);
-    int64_t end =
-        ev && YAJL_IS_INTEGER(ev) && YAJL_GET_INTEGER(ev) > 0 ? YAJL_GET_INTEGER(ev) : s_epoch_ms();
-    es_buf_t m0, h0, fields;
-    es_buf_init(&m0);
-    es_buf_init(&h0);
-    es_buf_init(&fields);
-    stats_metrics_save(self->metrics, &m0);
-    stats_history_save(self->history, &h0);
-    char *entity = NULL, level[16];
-    stats_history_finish(self->history, session, row, code, result, end, &fields, &entity, level);
-    s_count(self, level, code, result);
-    flush_t f = {.session = session,
-                 .entity = entity,
-                 .fields = fields.data ? fields.data : "",
-                 .stats = result ? yajl_tree_get(result, sp, yajl_t_object) : NULL};
-    int rc = s_flush_as(self, &f, err);
-    if (rc || f.already) {
-        es_err_t e2;
-        if (stats_metrics_load(self->metrics, m0.data ? m0.data : "", m0.len, &e2) ||
-            stats_history_load(self->history, h0.data ? h0.data : "", h0.len, &e2))
-            es_log_error("%s: in-memory copy reloaded", e2.what); //  cannot happen: our text
-    }
-    free(entity);
-    es_buf_release(&fields);
-    es_buf_release(&h0);
-    es_buf_release(&m0);
-    return rc ? -1 : f.already ? 0 : 1;
-}
-
-//  Record every finished session the ledger lacks, oldest first; then drop the markers of
-//  sessions the daemon has pruned. seen: the session of the result message that triggered
-//  this (NULL: a periodic look), to tell a normal recording from a caught-up one in the log.
-static void
-s_catch_up(stats_t *self, const char *seen)
-{
-    self->catchup_ms = es_now_ms() + CATCHUP_MS;
-    stats_ledger_due_t *due = NULL;
-    size_t n = 0;
-    es_err_t err;
-    size_t bad;
-    if (stats_ledger_due(self->store, &due, &n, &bad, &err)) {
-        es_log_error("finished sessions not looked for: %s", err.what);
-        return;
-    }
-    if (bad && bad != self->bad_rows)
-        es_log_warn("%zu stored session rows are not JSON objects: not in the ledger", bad);
-    self->bad_rows = bad;
-    bool seen_done = false;
-    if (n > CATCHUP_MAX) {
-        n = CATCHUP_MAX;
-        self->catchup_ms = es_now_ms(); //  the rest at the next turn, oldest first again
-    }
-    for (size_t i = 0; i < n; i++) {
-        yajl_val row = NULL;
-        int rc = stats_ledger_row(self->store, due[i].id, &row, &err);
-        if (rc == 1)
-            rc = s_record(self, due[i].id, row, &err);
-        yajl_tree_free(row);
-        bool mine = seen && strcmp(seen, due[i].id) == 0;
-        seen_done = seen_done || mine;
-        if (rc < 0)
-            es_log_error("session %s: run not recorded (tried again in %d s): %s", due[i].id,
-                         CATCHUP_MS / 1000, err.what);
-        else if (rc == 1 && mine)
-            es_log_debug("session %s: run recorded", due[i].id);
-        else if (rc == 1)
-            es_log_info("session %s: run recorded from its stored row (its result was not "
-                        "received)",
-                        due[i].id);
-    }
-    free(due);
-    if (seen && !seen_done)
-        es_log_debug("session %s: result received, nothing new to record", seen);
-    size_t dropped;
-    if (stats_ledger_sweep(self->store, &dropped, &err))
-        es_log_error("ledger markers not swept: %s", err.what);
-    else if (dropped)
-        es_log_debug("ledger: %zu markers of pruned sessions dropped", dropped);
-}
-
-//  A result: the session's row, stored before the result was published, is recorded from the
-//  store like any other finished session the ledger lacks.
+//  A result: the session is recorded from its stored row (stored before the result was
+//  published), or from the message when the row is missing; then others the ledger lacks.
 static void
 s_on_result(stats_t *self, const es_result_t *r)
 {
-    s_catch_up(self, r->session);
+    es_err_t err;
+    int rc = stats_record_result(self->record, r->session, r->code, r->body.ptr, r->body.len, &err);
+    if (rc < 0)
+        es_log_error("session %s: run not recorded: %s", r->session, err.what);
+    else if (rc == 1)
+        s_saved(self);
+    s_catch_up(self);
 }
 
 static void
@@ -557,7 +349,7 @@ s_metrics_open(stats_t *self)
 static int
 s_run(stats_t *self, es_err_t *err)
 {
-    s_catch_up(self, NULL); //  results published while this process was down
+    s_catch_up(self); //  results published while this process was down
     while (!es_actor_terminated(self->actor)) {
         zmq_pollitem_t items[2] = {
             {self->sub, 0, ZMQ_POLLIN, 0},
@@ -577,7 +369,7 @@ s_run(stats_t *self, es_err_t *err)
         else if (self->http_retry_ms && es_now_ms() >= self->http_retry_ms)
             s_metrics_open(self); //  the heartbeat wakes the loop at least every interval
         if (es_now_ms() >= self->catchup_ms)
-            s_catch_up(self, NULL);
+            s_catch_up(self);
         if (self->dirty && es_now_ms() - self->flushed_ms >= FLUSH_MS) {
             es_err_t ferr;
             if (s_flush(self, &ferr))
@@ -622,6 +414,8 @@ main(int argc, char *argv[])
     size_t marked;
     if (stats_ledger_init(self.store, &marked, &err))
         goto done;
+    self.record = stats_record_new(self.store, self.metrics, self.history,
+                                   (uint64_t)es_config_int(self.config, "history.max_runs"));
     if (marked)
         es_log_info("ledger: %zu sessions finished before markers were kept count as recorded",
                     marked);
@@ -656,6 +450,7 @@ done:
     if (self.zctx)
         zmq_ctx_term(self.zctx);
     es_actor_destroy(&self.actor);
+    stats_record_destroy(&self.record);
     es_store_destroy(&self.store);
     es_config_destroy(&self.config);
     stats_history_destroy(&self.history);

@@ -205,9 +205,12 @@ try:
 
     # 3. A daemon restart (every actor restarted, es-stats looks again): nothing new.
     before = history(env)
+    pid = stats_pid(env)
     env.stop_daemon()
     env.start_daemon()
-    time.sleep(1)
+    # es-stats answers /metrics only from its loop, after its first look at the store: once the
+    # new one has answered, that look is done.
+    check(wait_stats_back(env, pid, port) > 0, "es-stats back after the daemon restart")
     check(history(env) == before, "the ledger is unchanged after a daemon restart")
     counts2, _ = sessions_total(port)
     check(counts2 == counts, f"counters unchanged: {counts2} vs {counts}")
