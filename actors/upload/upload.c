@@ -665,7 +665,8 @@ s_answered(const answer_t *a, uint64_t after, uint64_t last)
     uint64_t *ids = es_malloc(n * sizeof *ids);
     for (size_t i = 0; i < a->n; i++)
         ids[i] = a->results[i].row_id;
-    memcpy(ids + a->n, a->failed_ids, a->nfailed * sizeof *ids);
+    if (a->nfailed) //  failed_ids is NULL when nothing failed: memcpy wants a pointer
+        memcpy(ids + a->n, a->failed_ids, a->nfailed * sizeof *ids);
     qsort(ids, n, sizeof *ids, s_u64_cmp);
     size_t count = 0;
     for (size_t i = 0; i < n; i++)
