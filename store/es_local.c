@@ -2042,8 +2042,10 @@ s_apply_temp_fast(es_txn_t *txn, const char *service, const es_local_result_t *r
     const es_meta_object_t *obj = r->object;
     uint32_t count, rcount;
     uint64_t last, rlast;
-    if (s_pend_get(txn, t, tmp->data, tmp->len, &count, &last, err) ||
-        s_pend_get(txn, t, pk->data, pk->len, &rcount, &rlast, err))
+    //  Each table's rows of the temporary key are read last, just before they are deleted: the
+    //  store's cursor still rests on them then (see es_txn_del).
+    if (s_pend_get(txn, t, pk->data, pk->len, &rcount, &rlast, err) ||
+        s_pend_get(txn, t, tmp->data, tmp->len, &count, &last, err))
         return -1;
     if (rcount > 0 || count == 0 || last > r->row_id)
         return 0;
@@ -2051,10 +2053,15 @@ s_apply_temp_fast(es_txn_t *txn, const char *service, const es_local_result_t *r
     //  temporary key's (checked as the rewrite checks it).
     const void *v;
     size_t vlen;
+    int oreal = es_txn_get(txn, t->orig.data, pk->data, pk->len, &v, &vlen, err);
+    if (oreal < 0)
+        return -1;
+    uint8_t mark = 0;
+    if (oreal == 1)
+        mark = vlen >= 1 ? ((const uint8_t *)v)[0] & S_ORIG_UNTRACKED : 0;
     int otmp = es_txn_get(txn, t->orig.data, tmp->data, tmp->len, &v, &vlen, err);
     if (otmp < 0)
         return -1;
-    uint8_t mark = 0;
     if (otmp == 1) {
         const char *cs;
         size_t n;
@@ -2062,13 +2069,9 @@ s_apply_temp_fast(es_txn_t *txn, const char *service, const es_local_result_t *r
         size_t rlen;
         if (vlen < 1 || es_store_rec_unpack((const uint8_t *)v + 1, vlen - 1, &cs, &n, &rec, &rlen))
             return es_err_set(err, ES_ESTORE, "%s: orig row is malformed", obj->name);
-        mark = ((const uint8_t *)v)[0] & S_ORIG_UNTRACKED;
+        if (oreal == 0)
+            mark = ((const uint8_t *)v)[0] & S_ORIG_UNTRACKED;
     }
-    int oreal = es_txn_get(txn, t->orig.data, pk->data, pk->len, &v, &vlen, err);
-    if (oreal < 0)
-        return -1;
-    if (oreal == 1)
-        mark = vlen >= 1 ? ((const uint8_t *)v)[0] & S_ORIG_UNTRACKED : 0;
     if (mark)
         return 0;
     int mtmp = es_txn_get(txn, t->main.data, tmp->data, tmp->len, &v, &vlen, err);

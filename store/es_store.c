@@ -86,6 +86,13 @@ struct es_txn {
     const char *memo_name[S_MEMO];
     MDB_dbi memo_dbi[S_MEMO];
     size_t memo_next;   //  the slot the next table takes (round robin)
+    size_t memo_last;   //  the slot s_dbi resolved last
+    //  Write txns: a cursor per remembered table, kept where its last get/put/del left it.
+    //  LMDB searches from a positioned cursor's leaf page first (no descent from the root when
+    //  the key is on it), and a delete of the key a get just found needs no search at all:
+    //  the apply of an upload answer reads rows and then deletes the same rows.
+    MDB_cursor *memo_cur[S_MEMO];
+    bool memo_hot[S_MEMO]; //  memo_cur rests on a key a get or put just found or wrote
     MDB_cursor *append; //  cursor of consecutive sorted puts (at the table's end), or NULL
     MDB_dbi append_dbi; //  its table
 };
@@ -98,6 +105,18 @@ s_drop_append(es_txn_t *txn)
         mdb_cursor_close(txn->append);
         txn->append = NULL;
     }
+}
+
+//  Close the memo cursor of a slot (LMDB frees a write txn's cursors when the txn ends, so
+//  every one must be closed before that).
+static void
+s_drop_memo_cursor(es_txn_t *txn, size_t slot)
+{
+    if (txn->memo_cur[slot]) {
+        mdb_cursor_close(txn->memo_cur[slot]);
+        txn->memo_cur[slot] = NULL;
+    }
+    txn->memo_hot[slot] = false;
 }
 
 //  --------------------------------------------------------------------------
@@ -478,6 +497,8 @@ s_end(es_txn_t **txn_p, bool commit)
     es_store_t *self = txn->store;
     int rc = 0;
     s_drop_append(txn);
+    for (size_t i = 0; i < S_MEMO; i++)
+        s_drop_memo_cursor(txn, i);
     //  A read txn's commit differs from its abort only in keeping the handles it opened.
     bool keep = txn->npending > 0 && txn->txn && (commit || !txn->write);
 
@@ -572,6 +593,8 @@ es_store_write(es_store_t *self, es_store_fn *fn, void *ctx, es_err_t *err)
 static void
 s_memo_put(es_txn_t *self, const char *name, MDB_dbi dbi)
 {
+    s_drop_memo_cursor(self, self->memo_next); //  its cursor belongs to the table leaving
+    self->memo_last = self->memo_next;
     self->memo_name[self->memo_next] = name;
     self->memo_dbi[self->memo_next] = dbi;
     self->memo_next = (self->memo_next + 1) % S_MEMO;
@@ -620,6 +643,7 @@ s_dbi(es_txn_t *self, const char *op, const char *table, bool create, MDB_dbi *d
         const char *m = self->memo_name[i];
         if (m && m[0] == table[0] && strcmp(m, table) == 0) {
             *dbi = self->memo_dbi[i];
+            self->memo_last = i;
             return 1;
         }
     }
@@ -731,6 +755,24 @@ s_need_write(es_txn_t *self, const char *op, const char *table, es_err_t *err)
     return 0;
 }
 
+//  The memo cursor of the table s_dbi resolved last (write txns), opened on first use; its slot
+//  in *slot. NULL with err if LMDB cannot open one.
+static MDB_cursor *
+s_memo_cursor(es_txn_t *self, const char *op, const char *table, size_t *slot, es_err_t *err)
+{
+    size_t i = self->memo_last;
+    if (!self->memo_cur[i]) {
+        int rc = mdb_cursor_open(self->txn, self->memo_dbi[i], &self->memo_cur[i]);
+        if (rc) {
+            self->memo_cur[i] = NULL;
+            s_fail(err, op, table, rc);
+            return NULL;
+        }
+    }
+    *slot = i;
+    return self->memo_cur[i];
+}
+
 int
 es_txn_get(es_txn_t *txn, const char *table, const void *key, size_t klen, const void **val,
            size_t *vlen, es_err_t *err)
@@ -745,7 +787,16 @@ es_txn_get(es_txn_t *txn, const char *table, const void *key, size_t klen, const
         return 0;
     }
     MDB_val k = {klen, (void *)key}, v;
-    rc = mdb_get(txn->txn, dbi, &k, &v);
+    if (txn->write) {
+        size_t slot;
+        MDB_cursor *cur = s_memo_cursor(txn, "get", table, &slot, err);
+        if (!cur)
+            return -1;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+        txn->memo_hot[slot] = rc == 0;
+    } else {
+        rc = mdb_get(txn->txn, dbi, &k, &v);
+    }
     txn->ops++;
     if (rc == MDB_NOTFOUND)
         return 0;
@@ -772,8 +823,13 @@ s_put(es_txn_t *txn, const char *table, const void *key, size_t klen, const void
     int rc;
     if (!sorted || (txn->append && txn->append_dbi != dbi))
         s_drop_append(txn);
+    size_t slot = txn->memo_last;
     if (!sorted) {
-        rc = mdb_put(txn->txn, dbi, &k, &v, 0);
+        MDB_cursor *cur = s_memo_cursor(txn, "put", table, &slot, err);
+        if (!cur)
+            return -1;
+        rc = mdb_cursor_put(cur, &k, &v, 0);
+        txn->memo_hot[slot] = rc == 0; //  a put leaves the cursor on the key written
     } else if (!txn->append && (rc = mdb_cursor_open(txn->txn, dbi, &txn->append))) {
         txn->append = NULL;
     } else {
@@ -781,6 +837,7 @@ s_put(es_txn_t *txn, const char *table, const void *key, size_t klen, const void
         rc = mdb_cursor_put(txn->append, &k, &v, MDB_APPEND);
         if (rc == MDB_KEYEXIST) //  not above the last key: search
             rc = mdb_cursor_put(txn->append, &k, &v, 0);
+        txn->memo_hot[slot] = false; //  written beside the memo cursor
     }
     txn->ops++;
     if (rc) {
@@ -815,9 +872,21 @@ es_txn_del(es_txn_t *txn, const char *table, const void *key, size_t klen, es_er
     int rc = s_dbi(txn, "del", table, false, &dbi, err);
     if (rc <= 0)
         return rc;
-    MDB_val k = {klen, (void *)key};
+    MDB_val k = {klen, (void *)key}, ck, cv;
     s_drop_append(txn);
-    rc = mdb_del(txn->txn, dbi, &k, NULL);
+    size_t slot;
+    MDB_cursor *cur = s_memo_cursor(txn, "del", table, &slot, err);
+    if (!cur)
+        return -1;
+    //  Right after a get that found this key (or a put that wrote it) the cursor is on it.
+    if (txn->memo_hot[slot] && mdb_cursor_get(cur, &ck, &cv, MDB_GET_CURRENT) == 0 &&
+        ck.mv_size == klen && memcmp(ck.mv_data, key, klen) == 0)
+        rc = 0;
+    else
+        rc = mdb_cursor_get(cur, &k, &cv, MDB_SET);
+    txn->memo_hot[slot] = false;
+    if (rc == 0)
+        rc = mdb_cursor_del(cur, 0);
     txn->ops++;
     if (rc == MDB_NOTFOUND)
         return 0;
@@ -840,6 +909,7 @@ es_txn_clear(es_txn_t *txn, const char *table, es_err_t *err)
     if (rc <= 0)
         return rc; //  a table that does not exist is already clear
     s_drop_append(txn);
+    txn->memo_hot[txn->memo_last] = false; //  LMDB unpositions the table's cursors
     rc = mdb_drop(txn->txn, dbi, 0);
     txn->ops++;
     if (rc) {

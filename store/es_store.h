@@ -60,7 +60,9 @@ int es_txn_put(es_txn_t *txn, const char *table, const void *key, size_t klen, c
 //  key of the table is appended without a search; any other key is an ordinary put.
 int es_txn_put_sorted(es_txn_t *txn, const char *table, const void *key, size_t klen,
                       const void *val, size_t vlen, es_err_t *err);
-//  del: 1 deleted, 0 was absent, -1 error.
+//  del: 1 deleted, 0 was absent, -1 error. In a write txn each table keeps a cursor where its
+//  last get/put/del left it: a del of the key a get of that table just found (other tables may
+//  be written in between) needs no search, and keys near the last one are found on its page.
 int es_txn_del(es_txn_t *txn, const char *table, const void *key, size_t klen, es_err_t *err);
 //  Delete every entry of a table (keeps the table). 0 or -1.
 int es_txn_clear(es_txn_t *txn, const char *table, es_err_t *err);

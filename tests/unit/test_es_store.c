@@ -710,6 +710,306 @@ test_sorted_put_mixed(void **state)
     es_store_destroy(&store);
 }
 
+//  ---------------------------------------------------------------------------
+//  Write txns keep a cursor per table: a delete right after a get of the same key uses the
+//  cursor's position instead of a search. Whatever came in between, it must delete exactly
+//  that key, and reads and writes must see the same table as without the cursor.
+
+//  table[key] in txn: want NULL = absent.
+static void
+s_txn_expect(es_txn_t *txn, const char *table, const char *key, const char *want)
+{
+    es_err_t err = {0};
+    const void *val = NULL;
+    size_t vlen = 0;
+    int rc = es_txn_get(txn, table, key, strlen(key), &val, &vlen, &err);
+    if (!want) {
+        assert_int_equal(rc, 0);
+        return;
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(vlen, strlen(want));
+    assert_memory_equal(val, want, vlen);
+}
+
+static void
+test_get_then_del(void **state)
+{
+    (void)state;
+    es_store_t *store = s_open(0, 0);
+    es_err_t err = {0};
+    es_txn_t *txn = es_store_begin(store, true, &err);
+    assert_non_null(txn);
+    char key[16], val[64];
+    for (int i = 0; i < 600; i++) {
+        snprintf(key, sizeof key, "k%04d", i);
+        snprintf(val, sizeof val, "value %d of forty bytes or so .........", i);
+        assert_int_equal(es_txn_put(txn, "hist", key, 5, val, strlen(val), &err), 0);
+    }
+    assert_int_equal(es_txn_commit(&txn, &err), 0);
+
+    txn = es_store_begin(store, true, &err);
+    assert_non_null(txn);
+    const void *v;
+    size_t vlen;
+    //  The apply's pattern: get, writes to other tables, delete of the key got - from the
+    //  front of the table, so LMDB rebalances and merges the pages under the cursor.
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof key, "k%04d", i);
+        assert_int_equal(es_txn_get(txn, "hist", key, 5, &v, &vlen, &err), 1);
+        assert_int_equal(es_txn_put(txn, "pend:T", key, 5, "p", 1, &err), 0);
+        assert_int_equal(es_txn_del(txn, "main:T", key, 5, &err), 0); //  table absent
+        assert_int_equal(es_txn_del(txn, "hist", key, 5, &err), 1);
+        assert_int_equal(es_txn_get(txn, "hist", key, 5, &v, &vlen, &err), 0);
+        assert_int_equal(es_txn_del(txn, "hist", key, 5, &err), 0);
+    }
+    //  get A, put B beside it, del A: A goes, B stays.
+    assert_int_equal(es_txn_get(txn, "hist", "k0400", 5, &v, &vlen, &err), 1);
+    assert_int_equal(es_txn_put(txn, "hist", "k0400a", 6, "new", 3, &err), 0);
+    assert_int_equal(es_txn_del(txn, "hist", "k0400", 5, &err), 1);
+    s_txn_expect(txn, "hist", "k0400", NULL);
+    s_txn_expect(txn, "hist", "k0400a", "new");
+    //  get A, then a miss of the same table moves the cursor: del A still finds A.
+    assert_int_equal(es_txn_get(txn, "hist", "k0401", 5, &v, &vlen, &err), 1);
+    assert_int_equal(es_txn_get(txn, "hist", "k0401x", 6, &v, &vlen, &err), 0);
+    assert_int_equal(es_txn_del(txn, "hist", "k0401", 5, &err), 1);
+    s_txn_expect(txn, "hist", "k0402", "value 402 of forty bytes or so .........");
+    //  get A, del of another key B: B goes, A stays.
+    assert_int_equal(es_txn_get(txn, "hist", "k0403", 5, &v, &vlen, &err), 1);
+    assert_int_equal(es_txn_del(txn, "hist", "k0404", 5, &err), 1);
+    s_txn_expect(txn, "hist", "k0403", "value 403 of forty bytes or so .........");
+    s_txn_expect(txn, "hist", "k0404", NULL);
+    //  A put leaves the cursor on the key written: its del right after.
+    assert_int_equal(es_txn_put(txn, "hist", "k0405b", 6, "tmp", 3, &err), 0);
+    assert_int_equal(es_txn_del(txn, "hist", "k0405b", 6, &err), 1);
+    s_txn_expect(txn, "hist", "k0405", "value 405 of forty bytes or so .........");
+    s_txn_expect(txn, "hist", "k0406", "value 406 of forty bytes or so .........");
+    //  get A, a sorted put to the same table, del A.
+    assert_int_equal(es_txn_get(txn, "hist", "k0407", 5, &v, &vlen, &err), 1);
+    assert_int_equal(es_txn_put_sorted(txn, "hist", "k9999", 5, "end", 3, &err), 0);
+    assert_int_equal(es_txn_del(txn, "hist", "k0407", 5, &err), 1);
+    s_txn_expect(txn, "hist", "k9999", "end");
+    //  More tables than the txn remembers (their cursors are closed as they leave): A's
+    //  cursor is gone by its del, which searches.
+    assert_int_equal(es_txn_get(txn, "hist", "k0408", 5, &v, &vlen, &err), 1);
+    for (int i = 0; i < 12; i++) {
+        char table[16];
+        snprintf(table, sizeof table, "main:T%d", i);
+        assert_int_equal(es_txn_put(txn, table, "x", 1, "y", 1, &err), 0);
+        assert_int_equal(es_txn_get(txn, table, "x", 1, &v, &vlen, &err), 1);
+    }
+    assert_int_equal(es_txn_del(txn, "hist", "k0408", 5, &err), 1);
+    s_txn_expect(txn, "hist", "k0408", NULL);
+    //  get A, clear the table, del A: nothing left to delete.
+    assert_int_equal(es_txn_get(txn, "pend:T", "k0000", 5, &v, &vlen, &err), 1);
+    assert_int_equal(es_txn_clear(txn, "pend:T", &err), 0);
+    assert_int_equal(es_txn_del(txn, "pend:T", "k0000", 5, &err), 0);
+    assert_int_equal(es_txn_put(txn, "pend:T", "k0001", 5, "again", 5, &err), 0);
+    //  Bad keys are refused as before.
+    assert_int_equal(es_txn_del(txn, "hist", "", 0, &err), -1);
+    assert_int_equal(err.code, ES_ESTORE);
+    assert_int_equal(es_txn_get(txn, "hist", "", 0, &v, &vlen, &err), -1);
+    assert_int_equal(es_txn_del(txn, "", "k", 1, &err), -1);
+    assert_int_equal(err.code, ES_EINVAL);
+    assert_int_equal(es_txn_commit(&txn, &err), 0);
+
+    //  What was committed: k0000..k0299, 0400, 0401, 0404, 0407, 0408 gone; the rest and the
+    //  two added keys there.
+    assert_int_equal(s_count(store, "hist"), 600 - 300 - 5 + 2);
+    s_expect(store, "hist", "k0299", NULL);
+    s_expect(store, "hist", "k0300", "value 300 of forty bytes or so .........");
+    s_expect(store, "hist", "k0400a", "new");
+    s_expect(store, "hist", "k0401", NULL);
+    s_expect(store, "hist", "k0403", "value 403 of forty bytes or so .........");
+    s_expect(store, "hist", "k0599", "value 599 of forty bytes or so .........");
+    s_expect(store, "hist", "k9999", "end");
+    assert_int_equal(s_count(store, "pend:T"), 1);
+    s_expect(store, "pend:T", "k0001", "again");
+    es_store_destroy(&store);
+}
+
+//  Random gets, puts (small, page-sized and overflow values) and deletes over several tables
+//  against a reference model, checked inside the txn and after the commit: page splits,
+//  merges and table handles leaving the memo happen under the cursors.
+#define M_TABLES 11
+#define M_KEYS 400
+
+typedef struct {
+    int16_t len[M_TABLES][M_KEYS]; //  value length, -1 absent
+    uint8_t fill[M_TABLES][M_KEYS];
+} model_t;
+
+static size_t
+s_model_len(unsigned r)
+{
+    switch (r % 8) {
+    case 0:
+        return 1500 + r % 3000; //  overflow pages
+    case 1:
+        return 400 + r % 900;
+    default:
+        return 1 + r % 120;
+    }
+}
+
+static void
+s_model_value(char *buf, size_t len, uint8_t fill)
+{
+    memset(buf, 'A' + fill % 26, len);
+    buf[0] = (char)fill;
+}
+
+typedef struct {
+    model_t *m;
+    int table;
+    int seen;
+} model_check_t;
+
+static int
+s_model_iter(void *ctx, const void *key, size_t klen, const void *val, size_t vlen, es_err_t *err)
+{
+    (void)err;
+    model_check_t *c = ctx;
+    char buf[16] = {0};
+    assert_true(klen == 5);
+    memcpy(buf, key, klen);
+    int i = atoi(buf + 1);
+    assert_int_equal(c->m->len[c->table][i], (int)vlen);
+    char want[5000];
+    s_model_value(want, vlen, c->m->fill[c->table][i]);
+    assert_memory_equal(val, want, vlen);
+    c->seen++;
+    return 0;
+}
+
+static void
+test_cursor_ops_model(void **state)
+{
+    (void)state;
+    es_store_t *store = s_open(0, 0);
+    es_err_t err = {0};
+    static model_t m;
+    memset(m.len, 0xff, sizeof m.len);
+    unsigned seed = 42;
+    char buf[5000], key[16], table[16];
+    for (int round = 0; round < 4; round++) {
+        es_txn_t *txn = es_store_begin(store, true, &err);
+        assert_non_null(txn);
+        //  Round 3 mostly deletes: tables shrink to nothing and grow back.
+        for (int op = 0; op < 6000; op++) {
+            unsigned r = (unsigned)rand_r(&seed);
+            //  Runs of one table, as the apply works one table after another.
+            int t = (op / 7 + (int)(r % 2)) % M_TABLES;
+            int i = (int)((unsigned)rand_r(&seed) % M_KEYS);
+            snprintf(table, sizeof table, "main:M%d", t);
+            snprintf(key, sizeof key, "k%04d", i);
+            int kind = (int)(r % 10);
+            if (round == 3 && kind < 7)
+                kind = 9;
+            if (kind < 4) {
+                const void *v;
+                size_t vlen;
+                int rc = es_txn_get(txn, table, key, 5, &v, &vlen, &err);
+                assert_int_equal(rc, m.len[t][i] >= 0);
+                if (rc == 1) {
+                    assert_int_equal((int)vlen, m.len[t][i]);
+                    s_model_value(buf, vlen, m.fill[t][i]);
+                    assert_memory_equal(v, buf, vlen);
+                    if (r % 3 == 0) { //  the apply's get-then-delete
+                        assert_int_equal(es_txn_del(txn, table, key, 5, &err), 1);
+                        m.len[t][i] = -1;
+                    }
+                }
+            } else if (kind < 8) {
+                size_t len = s_model_len((unsigned)rand_r(&seed));
+                uint8_t fill = (uint8_t)rand_r(&seed);
+                s_model_value(buf, len, fill);
+                assert_int_equal(es_txn_put(txn, table, key, 5, buf, len, &err), 0);
+                m.len[t][i] = (int16_t)len;
+                m.fill[t][i] = fill;
+            } else {
+                int rc = es_txn_del(txn, table, key, 5, &err);
+                assert_int_equal(rc, m.len[t][i] >= 0);
+                m.len[t][i] = -1;
+            }
+        }
+        assert_int_equal(es_txn_commit(&txn, &err), 0);
+        txn = es_store_begin(store, false, &err);
+        assert_non_null(txn);
+        for (int t = 0; t < M_TABLES; t++) {
+            snprintf(table, sizeof table, "main:M%d", t);
+            model_check_t c = {&m, t, 0};
+            assert_int_equal(es_txn_iter(txn, table, NULL, 0, s_model_iter, &c, &err), 0);
+            int want = 0;
+            for (int i = 0; i < M_KEYS; i++)
+                want += m.len[t][i] >= 0;
+            assert_int_equal(c.seen, want);
+        }
+        es_txn_abort(&txn);
+    }
+    es_store_destroy(&store);
+}
+
+//  es_store_write growing the map while fn gets and deletes what it put: the rerun starts
+//  from scratch with fresh cursors.
+static int
+s_churn(es_txn_t *txn, void *ctx, es_err_t *err)
+{
+    int *runs = ctx;
+    (*runs)++;
+    static char val[6000];
+    char key[16];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof key, "%06d", i);
+        memset(val, 'a' + i % 26, sizeof val);
+        if (es_txn_put(txn, "main:Churn", key, 6, val, sizeof val, err))
+            return -1;
+        if (i % 3 == 2) { //  drop the one before
+            const void *v;
+            size_t vlen;
+            snprintf(key, sizeof key, "%06d", i - 1);
+            if (es_txn_get(txn, "main:Churn", key, 6, &v, &vlen, err) != 1 ||
+                es_txn_del(txn, "main:Churn", key, 6, err) != 1)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+test_cursor_ops_map_growth(void **state)
+{
+    (void)state;
+    es_store_t *store = s_open(1 * MIB, 256 * MIB);
+    es_err_t err = {0};
+    int runs = 0;
+    assert_int_equal(es_store_write(store, s_churn, &runs, &err), 0);
+    assert_true(runs >= 3); //  18 MB written, 12 MB kept: 1 -> 2 -> 4 -> 8 -> 16 MiB at least
+    assert_int_equal(s_count(store, "main:Churn"), 2000);
+    s_expect(store, "main:Churn", "001000", NULL);
+    es_txn_t *txn = es_store_begin(store, false, &err);
+    assert_non_null(txn);
+    const void *v;
+    size_t vlen;
+    assert_int_equal(es_txn_get(txn, "main:Churn", "002999", 6, &v, &vlen, &err), 1);
+    assert_int_equal(vlen, 6000);
+    assert_int_equal(((const char *)v)[5999], 'a' + 2999 % 26);
+    es_txn_abort(&txn);
+    //  At the cap the failure names it; nothing of the run is kept.
+    es_store_destroy(&store);
+    char path[300];
+    snprintf(path, sizeof path, "%s/edgesync.mdb", s_dir);
+    assert_int_equal(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/edgesync.mdb-lock", s_dir);
+    unlink(path);
+    store = s_open(1 * MIB, 4 * MIB);
+    runs = 0;
+    assert_int_equal(es_store_write(store, s_churn, &runs, &err), -1);
+    assert_string_equal(err.what, "store: map full at 4 MiB; raise store.map_max_mb");
+    assert_int_equal(s_count(store, "main:Churn"), 0);
+    es_store_destroy(&store);
+}
+
 static void
 test_map_max(void **state)
 {
@@ -1173,6 +1473,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stale_read_view, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_map_max, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_get_then_del, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_ops_model, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_ops_map_growth, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_trim, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sorted_put_and_cursor, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sorted_put_mixed, s_setup, s_teardown),
