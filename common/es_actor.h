@@ -53,5 +53,7 @@ void es_actor_set_busy(es_actor_t *self, bool busy);
 
 //  Milliseconds of a monotonic clock.
 int64_t es_now_ms(void);
+//  Milliseconds since the epoch (wall clock: for timestamps people read, not for intervals).
+int64_t es_epoch_ms(void);
 
 #endif

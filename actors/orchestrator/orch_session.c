@@ -7,16 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <yajl/yajl_tree.h>
-
-static int64_t
-s_epoch_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 session_t *
 orch_session_new(const char *id, const char *level, const char *service, const char *object,
@@ -29,7 +20,7 @@ orch_session_new(const char *id, const char *level, const char *service, const c
     snprintf(self->object, sizeof self->object, "%s", object);
     snprintf(self->sync_type, sizeof self->sync_type, "fullSync");
     self->options = es_strdup(options);
-    self->start_epoch_ms = s_epoch_ms();
+    self->start_epoch_ms = es_epoch_ms();
     self->start_mono_ms = es_now_ms();
     es_buf_init(&self->batches);
     es_buf_init(&self->errors);
@@ -325,7 +316,7 @@ orch_session_from_json(const char *json, size_t len)
     const char *state = es_json_get_str(root, "state");
     self->done = state && strcmp(state, "done") == 0;
     //  Elapsed time continues from the wall clock start.
-    self->start_mono_ms = es_now_ms() - (s_epoch_ms() - self->start_epoch_ms);
+    self->start_mono_ms = es_now_ms() - (es_epoch_ms() - self->start_epoch_ms);
     for (size_t i = 0; i < objs->u.array.len; i++)
         if (s_object_from_json(self, objs->u.array.values[i])) {
             //  A plan missing an object would end "successful" without syncing it.
@@ -583,7 +574,7 @@ orch_session_finish(session_t *self)
     es_buf_init(&out);
     //  One clock read: the Sync/Ended event must report exactly the stats' elapsed time.
     self->elapsed_ms = es_now_ms() - self->start_mono_ms;
-    self->end_epoch_ms = s_epoch_ms();
+    self->end_epoch_ms = es_epoch_ms();
     if (self->code == 0 && self->cancelled) {
         self->code = 2478;
         free(self->what);

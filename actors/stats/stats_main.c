@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <yajl/yajl_tree.h>
 #include <zmq.h>
 
@@ -51,14 +50,6 @@ typedef struct {
     stats_record_t *record;   //  records finished sessions
     es_buf_t labels;          //  scratch
 } stats_t;
-
-static int64_t
-s_epoch_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 //  --- persistence ---------------------------------------------------------------------------
 
@@ -109,7 +100,7 @@ s_on_event(stats_t *self, const es_event_t *ev)
         yajl_tree_free(root);
         return;
     }
-    stats_history_event(self->history, ev->session, root, s_epoch_ms());
+    stats_history_event(self->history, ev->session, root, es_epoch_ms());
     const char *phase = es_json_get_str(root, "phase"), *state = es_json_get_str(root, "state");
     const char *svc = es_json_get_str(root, "objectService"),
                *obj = es_json_get_str(root, "object");

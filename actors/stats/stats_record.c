@@ -1,6 +1,7 @@
 //  stats_record - recording finished sessions into the run ledger, each once.
 #include "actors/stats/stats_record.h"
 #include "actors/stats/stats_ledger.h"
+#include "common/es_actor.h"
 #include "common/es_log.h"
 #include "common/es_mem.h"
 #include "protocol/es_json.h"
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 struct stats_record {
     es_store_t *store;
@@ -21,14 +21,6 @@ struct stats_record {
     size_t bad_keys; //  session rows with unusable keys at the last look (warned on change)
     es_buf_t labels; //  scratch
 };
-
-static int64_t
-s_epoch_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 stats_record_t *
 stats_record_new(es_store_t *store, stats_metrics_t *metrics, stats_history_t *history,
@@ -265,8 +257,8 @@ s_record_row(stats_record_t *self, const char *session, yajl_val row, es_err_t *
     yajl_val cv = yajl_tree_get(row, cp, yajl_t_number);
     int32_t code = cv && YAJL_IS_INTEGER(cv) ? (int32_t)YAJL_GET_INTEGER(cv) : 0;
     yajl_val ev = yajl_tree_get(row, ep, yajl_t_number);
-    int64_t end =
-        ev && YAJL_IS_INTEGER(ev) && YAJL_GET_INTEGER(ev) > 0 ? YAJL_GET_INTEGER(ev) : s_epoch_ms();
+    int64_t end = ev && YAJL_IS_INTEGER(ev) && YAJL_GET_INTEGER(ev) > 0 ? YAJL_GET_INTEGER(ev)
+                                                                        : es_epoch_ms();
     return s_record(self, session, row, code, result, end, err);
 }
 
@@ -294,7 +286,7 @@ stats_record_result(stats_record_t *self, const char *session, int32_t code, con
         yajl_tree_free(result);
         result = NULL;
     }
-    int rc = s_record(self, session, NULL, code, result, s_epoch_ms(), err);
+    int rc = s_record(self, session, NULL, code, result, es_epoch_ms(), err);
     yajl_tree_free(result);
     if (rc == 1)
         es_log_warn("session %s: run recorded from its result message, level and entity unknown "

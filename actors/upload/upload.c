@@ -3,6 +3,7 @@
 #include "actors/upload/upload.h"
 #include "actors/worker/es_worker.h"
 #include "common/es_config.h"
+#include "common/es_actor.h"
 #include "common/es_log.h"
 #include "common/es_mem.h"
 #include "protocol/es_record.h"
@@ -17,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 //  One request of the job: a replayed cache row or a new batch.
@@ -96,14 +96,6 @@ s_crash_point(const char *point)
     close(fd);
     es_log_warn("test hook: killed at %s", point);
     raise(SIGKILL);
-}
-
-static int64_t
-s_epoch_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 //  --- messages ------------------------------------------------------------------------------
@@ -195,7 +187,7 @@ s_cache_put_fn(es_txn_t *txn, void *ctx, es_err_t *err)
                             .request_id = r->request_id,
                             .request_id_len = strlen(r->request_id),
                             .attempts = c->attempts,
-                            .last_attempt = (uint64_t)s_epoch_ms(),
+                            .last_attempt = (uint64_t)es_epoch_ms(),
                             .url = r->url,
                             .url_len = strlen(r->url),
                             .body = r->body.data ? r->body.data : "",
