@@ -9,14 +9,13 @@ socket files are mode 0600 in a 0700 directory."""
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import time
 
-from eslib import Env, check, finish
+from eslib import Env, check, finish, free_port
 
 bindir = os.path.abspath(sys.argv[1])
 CLI = os.path.join(bindir, "edgesync")
@@ -30,12 +29,6 @@ def run(args, env_extra=None, timeout=60, cwd=None):
     env.update(env_extra or {})
     p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
     return p.returncode, p.stdout, p.stderr
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def mode(path):

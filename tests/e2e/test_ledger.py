@@ -11,24 +11,15 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
-from eslib import Env, actors, check, finish
+from eslib import Env, actors, check, finish, free_port
 
 bindir = sys.argv[1]
 SVC = "SampleSvc"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def sessions_total(port):

@@ -13,21 +13,13 @@ import time
 import urllib.error
 import urllib.request
 
-from eslib import Env, Sync, actors, check, finish, served
+from eslib import Env, Sync, actors, check, finish, served, free_port
 
 bindir = sys.argv[1]
 SVC = "SampleSvc"
 OBJS = ["Customer", "Product", "OrderLine"]
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)')
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def scrape(port):
