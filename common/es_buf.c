@@ -2,6 +2,7 @@
 #include "common/es_buf.h"
 #include "common/es_mem.h"
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,36 @@ es_utf8_invalid_at(const char *s, size_t len)
     return len;
 }
 
+//  Bytes a string copies as they are: printable ASCII but the quote and the backslash.
+static const bool s_plain[256] = {
+    [' ' ... '!'] = true,
+    ['#' ... '['] = true,
+    [']' ... 0x7f] = true,
+};
+
+size_t
+es_buf_json_plain_run(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *s = p;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ //  the lowest flagged byte is the first one
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, sizeof w);
+        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+        //  Any byte >= 0x80, == '"', == '\\' or < 0x20 sets its high bit here; the lowest one is
+        //  exact (borrows only flag bytes after a real match).
+        uint64_t m = (w | ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs;
+        if (m)
+            return (size_t)(p - s) + (size_t)__builtin_ctzll(m) / 8;
+        p += 8;
+    }
+#endif
+    while (p < end && s_plain[*p])
+        p++;
+    return (size_t)(p - s);
+}
+
 void
 es_buf_json_str(es_buf_t *self, const char *s, size_t len)
 {
@@ -146,8 +177,7 @@ es_buf_json_str(es_buf_t *self, const char *s, size_t len)
     while (i < len) {
         //  Copy the longest run that needs no escaping in one go.
         size_t start = i;
-        while (i < len && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
-            i++;
+        i += es_buf_json_plain_run(p + i, p + len);
         if (i > start)
             es_buf_append(self, s + start, i - start);
         if (i >= len)

@@ -22,21 +22,6 @@ static const double s_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-//  es_buf_json_str's text; a string it would copy as is (the usual column value) is found so
-//  a word at a time.
-static void
-s_put_str(es_buf_t *out, const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    if (es_upload_plain_run(p, p + len) != len) {
-        es_buf_json_str(out, s, len);
-        return;
-    }
-    es_buf_putc(out, '"');
-    es_buf_append(out, s, len);
-    es_buf_putc(out, '"');
-}
-
 //  -1 only for a non-finite double (JSON has no spelling for it).
 static int
 s_put_value(es_buf_t *out, const es_value_t *v)
@@ -57,7 +42,7 @@ s_put_value(es_buf_t *out, const es_value_t *v)
         es_record_put_double(out, v->u.d);
         break;
     case ES_V_STR:
-        s_put_str(out, v->u.s.ptr, v->u.s.len);
+        es_buf_json_str(out, v->u.s.ptr, v->u.s.len);
         break;
     }
     return 0;
@@ -352,7 +337,7 @@ es_upload_body_add(es_upload_body_t *self, const es_meta_object_t *obj, const ch
     es_buf_puts(b, ",\"action\":");
     es_buf_json_str(b, action, strlen(action));
     es_buf_puts(b, ",\"checksum\":");
-    s_put_str(b, checksum ? checksum : "", checksum_len);
+    es_buf_json_str(b, checksum ? checksum : "", checksum_len);
     es_buf_puts(b, ",\"rowId\":");
     char digits[24];
     char *d = digits + sizeof digits;
@@ -1189,42 +1174,12 @@ s_fast_ws(fast_t *f)
         f->p++;
 }
 
-//  Bytes a string copies as they are: printable ASCII but the quote and the backslash.
-static const bool s_plain[256] = {
-    [' ' ... '!'] = true,
-    ['#' ... '['] = true,
-    [']' ... 0x7f] = true,
-};
-
-size_t
-es_upload_plain_run(const unsigned char *p, const unsigned char *end)
-{
-    const unsigned char *s = p;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ //  the lowest flagged byte is the first one
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    while (end - p >= 8) {
-        uint64_t w;
-        memcpy(&w, p, sizeof w);
-        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-        //  Any byte >= 0x80, == '"', == '\\' or < 0x20 sets its high bit here; the lowest one is
-        //  exact (borrows only flag bytes after a real match).
-        uint64_t m = (w | ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs;
-        if (m)
-            return (size_t)(p - s) + (size_t)__builtin_ctzll(m) / 8;
-        p += 8;
-    }
-#endif
-    while (p < end && s_plain[*p])
-        p++;
-    return (size_t)(p - s);
-}
-
 //  A string at f->p (its opening quote): *s / *n its bytes (into the text or scratch).
 static bool
 s_fast_str(fast_t *f, const unsigned char **s, size_t *n)
 {
     const unsigned char *start = ++f->p;
-    f->p += es_upload_plain_run(f->p, f->end);
+    f->p += es_buf_json_plain_run(f->p, f->end);
     if (f->p < f->end && *f->p == '"') {
         *s = start;
         *n = (size_t)(f->p++ - start);

@@ -68,9 +68,4 @@ typedef int(es_upload_rec_fn)(void *ctx, const es_upload_rec_t *r, es_err_t *err
 int es_upload_parse(const es_meta_t *meta, const char *json, size_t len, es_upload_rec_fn *fn,
                     void *ctx, es_upload_summary_t *sum, es_err_t *err);
 
-//  Length of the run of bytes from p (before end) that a JSON string holds as they are:
-//  printable ASCII (0x20..0x7f) but '"' and '\\'. Eight bytes at a time (little-endian
-//  words): most of an upload body or answer is such text.
-size_t es_upload_plain_run(const unsigned char *p, const unsigned char *end);
-
 #endif

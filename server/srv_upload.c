@@ -381,7 +381,7 @@ s_fast(s_up_t *u, const char *text, size_t len)
             if (*p != '"')
                 return -1;
             const unsigned char *s = ++p;
-            p += es_upload_plain_run(p, end);
+            p += es_buf_json_plain_run(p, end);
             if (*p != '"')
                 return -1; //  escapes, control or non-ASCII bytes, or the end: yajl decides
             size_t n = (size_t)(p++ - s);
@@ -727,7 +727,7 @@ static void
 s_put_json_str(s_sink_t *k, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
-    if (es_upload_plain_run(p, p + len) != len) {
+    if (es_buf_json_plain_run(p, p + len) != len) {
         s_flush(k);
         es_buf_json_str(k->out, s, len);
         return;

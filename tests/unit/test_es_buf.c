@@ -302,6 +302,29 @@ test_json_str_appends(void **state)
     es_buf_release(&b);
 }
 
+//  es_buf_json_plain_run against a byte-at-a-time reference: every byte value at every position
+//  of runs of every length up to 24 (the word loop, its tail and their seam).
+static void
+test_plain_run(void **state)
+{
+    (void)state;
+    unsigned char buf[24];
+    for (size_t len = 0; len <= sizeof buf; len++)
+        for (size_t at = 0; at < len || (len == 0 && at == 0); at++)
+            for (int c = 0; c < 256; c++) {
+                memset(buf, 'a', sizeof buf);
+                if (len)
+                    buf[at] = (unsigned char)c;
+                size_t want = 0;
+                while (want < len && buf[want] >= 0x20 && buf[want] <= 0x7f && buf[want] != '"' &&
+                       buf[want] != '\\')
+                    want++;
+                size_t got = es_buf_json_plain_run(buf, buf + len);
+                if (got != want)
+                    fail_msg("len %zu byte 0x%02x at %zu: %zu, want %zu", len, c, at, got, want);
+            }
+}
+
 //  The same rules as the escaping: a valid text is written unescaped, so it must pass here.
 static void
 test_utf8_invalid_at(void **state)
@@ -592,17 +615,12 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_append_growth),
-        cmocka_unit_test(test_buf_puts_putc_printf),
-        cmocka_unit_test(test_buf_reset_steal),
-        cmocka_unit_test(test_json_str),
-        cmocka_unit_test(test_json_str_appends),
-        cmocka_unit_test(test_utf8_invalid_at),
-        cmocka_unit_test(test_json_str_random),
-        cmocka_unit_test(test_err_set),
-        cmocka_unit_test(test_err_prefix),
-        cmocka_unit_test(test_err_name),
-        cmocka_unit_test(test_mem),
+        cmocka_unit_test(test_buf_append_growth), cmocka_unit_test(test_buf_puts_putc_printf),
+        cmocka_unit_test(test_buf_reset_steal),   cmocka_unit_test(test_json_str),
+        cmocka_unit_test(test_json_str_appends),  cmocka_unit_test(test_utf8_invalid_at),
+        cmocka_unit_test(test_plain_run),         cmocka_unit_test(test_json_str_random),
+        cmocka_unit_test(test_err_set),           cmocka_unit_test(test_err_prefix),
+        cmocka_unit_test(test_err_name),          cmocka_unit_test(test_mem),
         cmocka_unit_test(test_mem_oom),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -561,29 +561,6 @@ test_parse_temp_member(void **state)
              "ERR EPROTO objects[0].records[0]._id: expected an integer, got string 'x'");
 }
 
-//  es_upload_plain_run against a byte-at-a-time reference: every byte value at every position
-//  of runs of every length up to 24 (the word loop, its tail and their seam).
-static void
-test_plain_run(void **state)
-{
-    (void)state;
-    unsigned char buf[24];
-    for (size_t len = 0; len <= sizeof buf; len++)
-        for (size_t at = 0; at < len || (len == 0 && at == 0); at++)
-            for (int c = 0; c < 256; c++) {
-                memset(buf, 'a', sizeof buf);
-                if (len)
-                    buf[at] = (unsigned char)c;
-                size_t want = 0;
-                while (want < len && buf[want] >= 0x20 && buf[want] <= 0x7f && buf[want] != '"' &&
-                       buf[want] != '\\')
-                    want++;
-                size_t got = es_upload_plain_run(buf, buf + len);
-                if (got != want)
-                    fail_msg("len %zu byte 0x%02x at %zu: %zu, want %zu", len, c, at, got, want);
-            }
-}
-
 static void
 test_parse_failed_records(void **state)
 {
@@ -1054,7 +1031,6 @@ main(void)
         cmocka_unit_test(test_parse_success),
         cmocka_unit_test(test_parse_failed_records),
         cmocka_unit_test(test_parse_temp_member),
-        cmocka_unit_test(test_plain_run),
         cmocka_unit_test(test_parse_keys_and_row_ids),
         cmocka_unit_test(test_parse_unknown_object),
         cmocka_unit_test(test_parse_error_envelope),
