@@ -2,8 +2,8 @@
 //  with the removal of the changes it covered in one transaction.
 #include "actors/upload/upload.h"
 #include "actors/worker/es_worker.h"
-#include "common/es_config.h"
 #include "common/es_actor.h"
+#include "common/es_config.h"
 #include "common/es_log.h"
 #include "common/es_mem.h"
 #include "protocol/es_record.h"
@@ -547,18 +547,18 @@ typedef struct {
     es_buf_t data;       //  their checksums and records
     bool missing_row_id; //  a success without rowId (2473)
     char missing_object[ES_NAME_MAX + 1];
-    uint64_t failures;    //  records with errmsg
-    uint64_t *failed_ids; //  their rowIds, where given
-    size_t nfailed, failed_cap;
+    uint64_t failures; //  records with errmsg
+    uint64_t *ids;     //  every rowId the answer gives, success or failure
+    size_t nids, ids_cap;
 } answer_t;
 
 static void
 s_answer_release(answer_t *a)
 {
     free(a->results);
-    free(a->failed_ids);
-    a->failed_ids = NULL;
-    a->nfailed = a->failed_cap = 0;
+    free(a->ids);
+    a->ids = NULL;
+    a->nids = a->ids_cap = 0;
     a->results = NULL;
     es_buf_release(&a->data);
     a->n = a->cap = 0;
@@ -585,15 +585,15 @@ s_on_rec(void *ctx, const es_upload_rec_t *r, es_err_t *err)
 {
     answer_t *a = ctx;
     job_t *j = &a->self->job;
+    if (r->has_row_id) {
+        if (a->nids == a->ids_cap) {
+            a->ids_cap = a->ids_cap ? a->ids_cap * 2 : 64;
+            a->ids = es_realloc(a->ids, a->ids_cap * sizeof *a->ids);
+        }
+        a->ids[a->nids++] = r->row_id;
+    }
     if (r->errmsg || !r->object) {
         a->failures++;
-        if (r->has_row_id) {
-            if (a->nfailed == a->failed_cap) {
-                a->failed_cap = a->failed_cap ? a->failed_cap * 2 : 16;
-                a->failed_ids = es_realloc(a->failed_ids, a->failed_cap * sizeof *a->failed_ids);
-            }
-            a->failed_ids[a->nfailed++] = r->row_id;
-        }
         s_sync_error(j, r->object_name ? r->object_name : "", r->pk_json,
                      r->errmsg ? r->opstatus : 0,
                      r->errmsg ? r->errmsg : "record of an object this service does not have");
@@ -647,23 +647,15 @@ s_u64_cmp(const void *a, const void *b)
 }
 
 //  Records of the batch (rowIds after+1..last) the answer speaks of, success or failure, each
-//  once: a repeated or foreign rowId must not hide one left out.
+//  once: a repeated or foreign rowId must not hide one left out. Sorts a->ids.
 static size_t
-s_answered(const answer_t *a, uint64_t after, uint64_t last)
+s_answered(answer_t *a, uint64_t after, uint64_t last)
 {
-    size_t n = a->n + a->nfailed;
-    if (n == 0)
-        return 0;
-    uint64_t *ids = es_malloc(n * sizeof *ids);
-    for (size_t i = 0; i < a->n; i++)
-        ids[i] = a->results[i].row_id;
-    if (a->nfailed) //  failed_ids is NULL when nothing failed: memcpy wants a pointer
-        memcpy(ids + a->n, a->failed_ids, a->nfailed * sizeof *ids);
-    qsort(ids, n, sizeof *ids, s_u64_cmp);
+    if (a->nids)
+        qsort(a->ids, a->nids, sizeof *a->ids, s_u64_cmp);
     size_t count = 0;
-    for (size_t i = 0; i < n; i++)
-        count += ids[i] > after && ids[i] <= last && (i == 0 || ids[i] != ids[i - 1]);
-    free(ids);
+    for (size_t i = 0; i < a->nids; i++)
+        count += a->ids[i] > after && a->ids[i] <= last && (i == 0 || a->ids[i] != a->ids[i - 1]);
     return count;
 }
 
